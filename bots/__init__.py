@@ -1,0 +1,1 @@
+"""Bots: small classes that react to domain events (later issues)."""

@@ -1,0 +1,1 @@
+"""Cloud Advisor (云顾问): the chat server."""

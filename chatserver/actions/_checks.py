@@ -1,0 +1,40 @@
+"""Checks shared by actions: membership, visibility, text limits."""
+
+from __future__ import annotations
+
+from ..errors import EmptyText, NotFound, RoomReadOnly, TextTooLong
+from ..models import Membership, Message, Room, User
+from ..services import Services
+
+ROOM_NOT_FOUND = "room not found"
+MESSAGE_NOT_FOUND = "message not found"
+
+
+async def require_member(services: Services, user: User, room_id: str) -> tuple[Room, Membership]:
+    """The room and the user's membership in it; NotFound alike for missing rooms and non-members."""
+    membership = await services.store.get_membership(room_id, user.id)
+    room = await services.store.get_room(room_id) if membership else None
+    if membership is None or room is None:
+        raise NotFound(ROOM_NOT_FOUND)
+    return room, membership
+
+
+def require_writable(room: Room) -> None:
+    if room.read_only:
+        raise RoomReadOnly("this room is closed and read-only")
+
+
+def can_see(user: User, message: Message) -> bool:
+    return user.is_staff or not message.internal
+
+
+def check_text(services: Services, text: str) -> str:
+    """The text as it will be stored, or EmptyText / TextTooLong."""
+    if not text.strip():
+        raise EmptyText("the message is empty")
+    settings = services.settings
+    if len(text) > settings.max_text_chars:
+        raise TextTooLong(f"the message is longer than {settings.max_text_chars} characters")
+    if len(text.encode("utf-8")) > settings.max_text_bytes:
+        raise TextTooLong(f"the message is longer than {settings.max_text_bytes} bytes")
+    return text

@@ -1,0 +1,122 @@
+"""Sending, reading, editing and deleting messages; read markers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import Forbidden, NotFound
+from ..events import MessageDeleted, MessageEdited, MessageSent, ReadMarked
+from ..models import Message, User, new_id, utcnow
+from ..services import Services
+from ..wire import messages_wire
+from ._checks import MESSAGE_NOT_FOUND, can_see, check_text, require_member, require_writable
+
+
+async def send_message(
+    services: Services,
+    sender: User,
+    *,
+    room_id: str,
+    text: str,
+    client_msg_id: str,
+    reply_to: str | None = None,
+    internal: bool = False,
+) -> tuple[Message, bool]:
+    """Store a message with the room's next seq and publish it. Returns (message, created).
+
+    A repeat of the same `client_msg_id` by the same sender in the same room returns the stored
+    message and publishes nothing."""
+    room, _ = await require_member(services, sender, room_id)
+    text = check_text(services, text)
+    if internal and not sender.is_staff:
+        raise Forbidden("only bank staff can write internal notes")
+    require_writable(room)
+    if reply_to is not None:
+        original = await services.store.get_message(reply_to)
+        if original is None or original.room_id != room_id or not can_see(sender, original):
+            raise NotFound("the message replied to is not in this room")
+    message, created = await services.store.append_message(
+        message_id=new_id("m"),
+        room_id=room_id,
+        sender_id=sender.id,
+        text=text,
+        client_msg_id=client_msg_id,
+        created_at=utcnow(),
+        reply_to=reply_to,
+        internal=internal,
+    )
+    if created:
+        services.metrics.messages_sent.inc()
+        await services.bus.publish(MessageSent(message=message, sender=sender))
+    return message, created
+
+
+async def get_history(
+    services: Services,
+    user: User,
+    *,
+    room_id: str,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], bool]:
+    await require_member(services, user, room_id)
+    messages, has_more = await services.store.list_messages(
+        room_id,
+        before_seq=before_seq,
+        after_seq=after_seq,
+        limit=limit,
+        include_internal=user.is_staff,
+    )
+    return await messages_wire(services.store, messages), has_more
+
+
+async def mark_read(services: Services, user: User, *, room_id: str, seq: int) -> int:
+    await require_member(services, user, room_id)
+    before = await services.store.get_membership(room_id, user.id)
+    marker = await services.store.set_last_read(room_id, user.id, seq)
+    if marker is None:
+        raise NotFound("room not found")
+    if before is None or marker != before.last_read_seq:
+        await services.bus.publish(ReadMarked(room_id=room_id, user_id=user.id, seq=marker))
+    return marker
+
+
+async def _changeable_message(services: Services, user: User, message_id: str) -> tuple[Message, User]:
+    """The message, if the user may change it: the sender, or an admin who is in the room."""
+    message = await services.store.get_message(message_id)
+    if message is None or not can_see(user, message):
+        raise NotFound(MESSAGE_NOT_FOUND)
+    room, _ = await require_member(services, user, message.room_id)
+    if message.sender_id != user.id and not user.is_admin:
+        raise Forbidden("you can only change your own messages")
+    require_writable(room)
+    sender = user if message.sender_id == user.id else await services.store.get_user(message.sender_id)
+    if sender is None:
+        raise NotFound(MESSAGE_NOT_FOUND)
+    return message, sender
+
+
+async def edit_message(services: Services, user: User, *, message_id: str, text: str) -> tuple[Message, User]:
+    text = check_text(services, text)
+    message, sender = await _changeable_message(services, user, message_id)
+    if message.deleted:
+        raise NotFound("the message was deleted")
+    if text == message.text:
+        return message, sender
+    edited = await services.store.edit_message(message.id, text, utcnow(), user.id)
+    if edited is None:
+        raise NotFound(MESSAGE_NOT_FOUND)
+    await services.bus.publish(MessageEdited(message=edited, sender=sender, editor_id=user.id))
+    return edited, sender
+
+
+async def delete_message(services: Services, user: User, *, message_id: str) -> tuple[Message, User]:
+    message, sender = await _changeable_message(services, user, message_id)
+    if message.deleted:
+        return message, sender
+    deleted = await services.store.delete_message(message.id, utcnow(), user.id)
+    if deleted is None:
+        raise NotFound(MESSAGE_NOT_FOUND)
+    await services.bus.publish(MessageDeleted(message=deleted, sender=sender, deleter_id=user.id))
+    return deleted, sender

@@ -1,0 +1,81 @@
+"""The composition root: `create_app(settings)` builds every service once and wires them together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import socketio
+from aiohttp import web
+
+from .api.middleware import SERVICES, errors_middleware
+from .api.routes import add_routes, security_headers
+from .auth import Passwords, Tokens, load_or_create_secret
+from .bus import EventBus
+from .demo import seed_demo
+from .metrics import Metrics
+from .presence import Presence
+from .ratelimit import RateLimiter
+from .realtime.broadcaster import Broadcaster
+from .realtime.namespace import ChatNamespace
+from .services import Services
+from .settings import Settings
+from .storage import open_store
+
+log = logging.getLogger("chatserver.app")
+NAMESPACE = web.AppKey("namespace", ChatNamespace)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+
+
+def build_services(settings: Settings) -> Services:
+    secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
+    return Services(
+        settings=settings,
+        store=open_store(settings.resolved_store_url),
+        bus=EventBus(),
+        tokens=Tokens(settings, secret),
+        passwords=Passwords(),
+        presence=Presence(),
+        metrics=Metrics(),
+        send_limiter=RateLimiter(settings.rate_send_per_second, settings.rate_send_burst),
+        event_limiter=RateLimiter(settings.rate_events_per_second, settings.rate_events_burst),
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    services = build_services(settings)
+    app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=1024 * 1024)
+    app[SERVICES] = services
+
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=settings.allowed_origins,  # None: same origin only
+        max_http_buffer_size=settings.max_packet_bytes,
+        async_handlers=False,  # one socket's events run in the order sent: its messages keep their order
+        logger=False,
+        engineio_logger=False,
+    )
+    namespace = ChatNamespace(services)
+    sio.register_namespace(namespace)
+    sio.attach(app)
+    services.bus.subscribe(Broadcaster(sio, services))
+    app[NAMESPACE] = namespace
+    app[SIO] = sio
+    add_routes(app)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        await services.store.open()
+        if settings.demo and await seed_demo(services):
+            log.info("demo data seeded")
+        yield
+        await services.store.close()
+
+    async def drain(app: web.Application) -> None:
+        """On shutdown: refuse new events, let the ones under way finish their writes, close sockets."""
+        services.draining = True
+        await namespace.drain(settings.shutdown_grace_seconds)
+        await sio.shutdown()
+
+    app.cleanup_ctx.append(lifespan)
+    app.on_shutdown.append(drain)
+    return app

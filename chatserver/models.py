@@ -1,0 +1,140 @@
+"""The domain's records. Plain data, no I/O; `to_wire` gives the shapes of docs/protocol.md."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+UserKind = Literal["staff", "client", "bot"]
+RoomKind = Literal["project", "expert"]
+Stage = Literal["presales", "implementation", "aftersales", "closed"]
+
+STAFF_ROLES = frozenset(
+    {"account_manager", "solution_expert", "service_specialist", "developer", "after_sales", "admin"}
+)
+CLIENT_ROLES = frozenset({"client_admin", "client_member"})
+STAGES: tuple[Stage, ...] = ("presales", "implementation", "aftersales", "closed")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime | None) -> str | None:
+    """UTC ISO 8601 with millisecond precision and a `Z`."""
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+@dataclass(slots=True)
+class User:
+    id: str
+    username: str
+    name: str
+    org: str
+    kind: UserKind
+    roles: list[str] = field(default_factory=list)
+    active: bool = True
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == "staff"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "staff" and "admin" in self.roles
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "org": self.org, "kind": self.kind}
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**self.public(), "username": self.username, "roles": list(self.roles), "active": self.active}
+
+
+@dataclass(slots=True)
+class Project:
+    id: str
+    external_id: str
+    name: str
+    client_org: str
+    products: list[str]
+    stage: Stage
+    created_at: datetime = field(default_factory=utcnow)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "external_id": self.external_id,
+            "name": self.name,
+            "client_org": self.client_org,
+            "products": list(self.products),
+            "stage": self.stage,
+        }
+
+
+@dataclass(slots=True)
+class Room:
+    id: str
+    kind: RoomKind
+    title: str
+    project_id: str | None = None
+    read_only: bool = False
+    last_seq: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class Membership:
+    room_id: str
+    user_id: str
+    role: str
+    last_read_seq: int = 0
+    joined_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class Message:
+    id: str
+    room_id: str
+    seq: int
+    sender_id: str
+    text: str
+    client_msg_id: str
+    created_at: datetime
+    reply_to: str | None = None
+    internal: bool = False
+    edited_at: datetime | None = None
+    deleted: bool = False
+
+    def to_wire(self, sender: User) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "room_id": self.room_id,
+            "seq": self.seq,
+            "sender": sender.public(),
+            "text": "" if self.deleted else self.text,
+            "client_msg_id": self.client_msg_id,
+            "reply_to": self.reply_to,
+            "internal": self.internal,
+            "created_at": iso(self.created_at),
+            "edited_at": iso(self.edited_at),
+            "deleted": self.deleted,
+        }
+
+
+@dataclass(slots=True)
+class RoomSummary:
+    """A room as one member sees it in their room list."""
+
+    room: Room
+    membership: Membership
+    unread: int
+    last_message: Message | None

@@ -1,0 +1,84 @@
+"""Turns domain events into Socket.IO emits, and keeps sockets' room subscriptions in step with membership."""
+
+from __future__ import annotations
+
+import logging
+
+import socketio
+
+from ..actions import rooms
+from ..events import (
+    Event,
+    MemberAdded,
+    MemberRemoved,
+    MessageDeleted,
+    MessageEdited,
+    MessageSent,
+    PresenceChanged,
+    ReadMarked,
+    TypingChanged,
+    UserDisabled,
+)
+from ..services import Services
+from . import room_channel, staff_channel, user_channel
+
+log = logging.getLogger("chatserver.broadcaster")
+_NAMESPACE = "/"
+
+
+class Broadcaster:
+    def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
+        self._sio = sio
+        self._services = services
+
+    async def __call__(self, event: Event) -> None:
+        sio = self._sio
+        match event:
+            case (
+                MessageSent(message=m, sender=s)
+                | MessageEdited(message=m, sender=s)
+                | MessageDeleted(message=m, sender=s)
+            ):
+                name = {MessageSent: "message", MessageEdited: "message_edited", MessageDeleted: "message_deleted"}[
+                    type(event)
+                ]
+                channel = staff_channel(m.room_id) if m.internal else room_channel(m.room_id)
+                await sio.emit(name, m.to_wire(s), to=channel)
+            case ReadMarked(room_id=room_id, user_id=user_id, seq=seq):
+                await sio.emit("read", {"room_id": room_id, "user_id": user_id, "seq": seq}, to=room_channel(room_id))
+            case TypingChanged(room_id=room_id, user=user, typing=typing):
+                await sio.emit(
+                    "typing", {"room_id": room_id, "user": user.public(), "typing": typing}, to=room_channel(room_id)
+                )
+            case PresenceChanged(user_id=user_id, online=online, room_ids=room_ids):
+                if room_ids:
+                    await sio.emit(
+                        "presence", {"user_id": user_id, "online": online}, to=[room_channel(r) for r in room_ids]
+                    )
+            case MemberAdded(room_id=room_id, user_id=user_id):
+                await self._member_added(room_id, user_id)
+            case MemberRemoved(room_id=room_id, user_id=user_id):
+                for sid in self._services.presence.sids(user_id):
+                    await sio.leave_room(sid, room_channel(room_id), namespace=_NAMESPACE)
+                    await sio.leave_room(sid, staff_channel(room_id), namespace=_NAMESPACE)
+                await sio.emit("room_removed", {"room_id": room_id}, to=user_channel(user_id))
+            case UserDisabled(user_id=user_id):
+                for sid in self._services.presence.sids(user_id):
+                    await sio.disconnect(sid, namespace=_NAMESPACE)
+            case _:
+                pass
+
+    async def _member_added(self, room_id: str, user_id: str) -> None:
+        sids = self._services.presence.sids(user_id)
+        if not sids:
+            return
+        user = await self._services.store.get_user(user_id)
+        if user is None:
+            return
+        for sid in sids:
+            await self._sio.enter_room(sid, room_channel(room_id), namespace=_NAMESPACE)
+            if user.is_staff:
+                await self._sio.enter_room(sid, staff_channel(room_id), namespace=_NAMESPACE)
+        view = await rooms.get_room_view(self._services, user, room_id)
+        if view is not None:
+            await self._sio.emit("room_added", view, to=user_channel(user_id))

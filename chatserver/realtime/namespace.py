@@ -1,0 +1,194 @@
+"""The Socket.IO namespace: thin handlers that parse, authorize, call one action, and shape the ack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from ..actions import accounts, messages, presence, rooms
+from ..errors import ChatError, Unauthorized, Unavailable, internal_error_dict
+from ..models import User
+from ..schemas import (
+    DeleteMessage,
+    EditMessage,
+    GetHistory,
+    GetMembers,
+    ListRooms,
+    MarkRead,
+    SendMessage,
+    SetTyping,
+    parse,
+)
+from ..services import Services
+from . import room_channel, staff_channel, user_channel
+
+log = logging.getLogger("chatserver.realtime")
+Ack = dict[str, Any]
+Handler = Callable[[User, Any], Awaitable[Ack]]
+
+
+class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, services: Services) -> None:
+        super().__init__("/")
+        self.services = services
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # connection ----------------------------------------------------------------------------------
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        services = self.services
+        if services.draining:
+            raise socketio.exceptions.ConnectionRefusedError(Unavailable("the server is restarting").to_dict()["error"])
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            user = await accounts.authenticate(services, token)
+        except Unauthorized as exc:
+            services.metrics.errors.labels(code=exc.code).inc()
+            raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
+        await self.save_session(sid, {"user_id": user.id})
+        await self.enter_room(sid, user_channel(user.id))
+        for membership in await services.store.list_memberships(user.id):
+            await self.enter_room(sid, room_channel(membership.room_id))
+            if user.is_staff:
+                await self.enter_room(sid, staff_channel(membership.room_id))
+        services.metrics.connections.inc()
+        services.metrics.connections_open.inc()
+        await presence.user_connected(services, user, sid)
+        log.info("connected", extra={"user_id": user.id, "sid": sid})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        user_id = session.get("user_id")
+        if user_id:
+            self.services.metrics.connections_open.dec()
+            await presence.user_disconnected(self.services, user_id, sid)
+            log.info("disconnected", extra={"user_id": user_id, "sid": sid})
+
+    # events --------------------------------------------------------------------------------------
+    async def _handle(self, sid: str, payload: Any, handler: Handler, *, write: bool = False) -> Ack:
+        """Run one event: the user from the session, limits, the handler; every failure as an error ack."""
+        services = self.services
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            if services.draining:
+                raise Unavailable("the server is restarting; retry shortly")
+            session = await self.get_session(sid)
+            user_id = session.get("user_id")
+            if not user_id:
+                raise Unauthorized("not signed in")
+            try:
+                user = await accounts.active_user(services, user_id)
+            except Unauthorized:
+                await self.disconnect(sid)
+                raise
+            services.event_limiter.check(user.id)
+            if write:
+                services.send_limiter.check(user.id)
+            return await handler(user, payload)
+        except ChatError as exc:
+            services.metrics.errors.labels(code=exc.code).inc()
+            return exc.to_dict()
+        except Exception:
+            services.metrics.errors.labels(code="internal_error").inc()
+            log.exception("event failed", extra={"sid": sid})
+            return internal_error_dict()
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until no event is being handled (used at shutdown, after `draining` is set)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("shutdown: events still running after grace period", extra={"in_flight": self._in_flight})
+
+    async def on_send_message(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(SendMessage, raw)
+            message, _ = await messages.send_message(
+                self.services,
+                user,
+                room_id=p.room_id,
+                text=p.text,
+                client_msg_id=p.client_msg_id,
+                reply_to=p.reply_to,
+                internal=p.internal,
+            )
+            return {"ok": True, "message": message.to_wire(user)}
+
+        return await self._handle(sid, payload, handle, write=True)
+
+    async def on_get_history(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(GetHistory, raw)
+            page, has_more = await messages.get_history(
+                self.services, user, room_id=p.room_id, before_seq=p.before_seq, after_seq=p.after_seq, limit=p.limit
+            )
+            return {"ok": True, "messages": page, "has_more": has_more}
+
+        return await self._handle(sid, payload, handle)
+
+    async def on_mark_read(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(MarkRead, raw)
+            marker = await messages.mark_read(self.services, user, room_id=p.room_id, seq=p.seq)
+            return {"ok": True, "room_id": p.room_id, "last_read_seq": marker}
+
+        return await self._handle(sid, payload, handle)
+
+    async def on_set_typing(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(SetTyping, raw)
+            await presence.set_typing(self.services, user, room_id=p.room_id, typing=p.typing)
+            return {"ok": True}
+
+        return await self._handle(sid, payload, handle)
+
+    async def on_edit_message(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(EditMessage, raw)
+            message, sender = await messages.edit_message(self.services, user, message_id=p.message_id, text=p.text)
+            return {"ok": True, "message": message.to_wire(sender)}
+
+        return await self._handle(sid, payload, handle, write=True)
+
+    async def on_delete_message(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(DeleteMessage, raw)
+            message, sender = await messages.delete_message(self.services, user, message_id=p.message_id)
+            return {"ok": True, "message": message.to_wire(sender)}
+
+        return await self._handle(sid, payload, handle, write=True)
+
+    async def on_list_rooms(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            parse(ListRooms, raw)
+            return {"ok": True, "rooms": await rooms.list_rooms(self.services, user)}
+
+        return await self._handle(sid, payload, handle)
+
+    async def on_get_members(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(GetMembers, raw)
+            return {"ok": True, "members": await rooms.get_members(self.services, user, room_id=p.room_id)}
+
+        return await self._handle(sid, payload, handle)
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Unknown events get an error ack rather than silence."""
+        if event in {"connect", "disconnect"}:
+            return await super().trigger_event(event, *args)
+        if hasattr(self, f"on_{event}"):
+            if len(args) > 2:
+                return {"ok": False, "error": {"code": "invalid_payload", "message": "send one payload object"}}
+            return await super().trigger_event(event, *args)
+        log.info("unknown event", extra={"sid": args[0] if args else "?"})
+        return {"ok": False, "error": {"code": "invalid_payload", "message": f"unknown event {event[:64]!r}"}}

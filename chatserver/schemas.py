@@ -1,0 +1,136 @@
+"""Payload shapes of the client → server events and REST bodies, validated strictly.
+
+Strict: no coercion (`123` is not a room id, `"5"` is not a seq), unknown fields refused, and
+objects never stand where strings belong (so `{"$ne": null}` is just a wrong type).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from .errors import InvalidPayload, invalid_payload_from
+
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+Seq = Annotated[int, Field(strict=True, ge=0, le=2**53)]
+Text = Annotated[str, Field(strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+Username = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9._-]{2,64}$")]
+Password = Annotated[str, StringConstraints(strict=True, min_length=8, max_length=256)]
+Name = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=100)]
+Role = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SendMessage(Payload):
+    room_id: Id
+    text: Text
+    client_msg_id: Id
+    reply_to: Id | None = None
+    internal: Flag = False
+
+
+class GetHistory(Payload):
+    room_id: Id
+    before_seq: Seq | None = None
+    after_seq: Seq | None = None
+    limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 50
+
+
+class MarkRead(Payload):
+    room_id: Id
+    seq: Seq
+
+
+class SetTyping(Payload):
+    room_id: Id
+    typing: Flag
+
+
+class EditMessage(Payload):
+    message_id: Id
+    text: Text
+
+
+class DeleteMessage(Payload):
+    message_id: Id
+
+
+class ListRooms(Payload):
+    pass
+
+
+class GetMembers(Payload):
+    room_id: Id
+
+
+class Login(Payload):
+    username: Annotated[str, StringConstraints(strict=True, max_length=256)]
+    password: Annotated[str, StringConstraints(strict=True, max_length=1024)]
+
+
+class CreateUser(Payload):
+    username: Username
+    name: Name
+    org: Name
+    kind: Annotated[str, StringConstraints(strict=True, pattern=r"^(staff|client|bot)$")]
+    roles: list[Role] = Field(default_factory=list, max_length=16)
+    password: Password | None = None
+    active: Flag = True
+
+
+class UpdateUser(Payload):
+    name: Name | None = None
+    org: Name | None = None
+    roles: list[Role] | None = Field(default=None, max_length=16)
+    active: Flag | None = None
+    password: Password | None = None
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def parse(model: type[P], payload: Any) -> P:
+    """Validate a payload, or raise InvalidPayload naming the first bad field."""
+    if payload is None and not model.model_fields:
+        payload = {}
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        raise InvalidPayload("binary attachments are not accepted")
+    if not isinstance(payload, dict):
+        raise InvalidPayload("payload must be a JSON object")
+    if _has_unpaired_surrogate(payload):
+        raise InvalidPayload("payload contains invalid characters (unpaired surrogates)")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        if _has_binary(payload):
+            raise InvalidPayload("binary attachments are not accepted") from exc
+        raise invalid_payload_from(exc) from exc
+
+
+def _has_binary(value: Any) -> bool:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(value, dict):
+        return any(_has_binary(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_binary(v) for v in value)
+    return False
+
+
+def _has_unpaired_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_unpaired_surrogate(k) or _has_unpaired_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_unpaired_surrogate(v) for v in value)
+    return False

@@ -1,0 +1,129 @@
+"""Settings: defaults, then a TOML file, then `CHAT_*` environment variables, then command-line flags.
+
+A bad value stops start-up with a `SettingsError` that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "CHAT_"
+SECRET_FIELDS = frozenset({"jwt_secret"})
+
+
+class SettingsError(Exception):
+    """A setting is unknown or has a bad value; the message names it."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    store_url: str = ""  # empty: sqlite:///<data_dir>/chat.db
+    demo: bool = True
+
+    jwt_secret: str | None = None  # empty: generated on first start, kept in <data_dir>/jwt_secret
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "cloud-advisor"
+    jwt_audience: str = "cloud-advisor"
+    token_ttl_seconds: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600)
+
+    allowed_origins: list[str] | None = None  # None: the server's own origin only
+    metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+    max_text_chars: int = Field(10_000, ge=1, le=1_000_000)
+    max_text_bytes: int = Field(40_000, ge=4, le=4_000_000)
+    max_packet_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+
+    rate_send_per_second: float = Field(10.0, gt=0)
+    rate_send_burst: int = Field(20, ge=1)
+    rate_events_per_second: float = Field(30.0, gt=0)
+    rate_events_burst: int = Field(60, ge=1)
+
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    log_level: str = "INFO"
+
+    @field_validator("jwt_algorithm")
+    @classmethod
+    def _pinned_algorithm(cls, value: str) -> str:
+        if value not in {"HS256", "HS384", "HS512"}:
+            raise ValueError("must be one of HS256, HS384, HS512")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'chat.db'}"
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings as `show-config` prints them: secrets hidden."""
+        view = self.model_dump(mode="json")
+        for name in SECRET_FIELDS:
+            if view.get(name):
+                view[name] = "***"
+        return view
+
+
+_LIST_FIELDS = {name for name, f in Settings.model_fields.items() if "list" in str(f.annotation)}
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in Settings.model_fields:
+            raise SettingsError(f"unknown setting {key}")
+        if name in _LIST_FIELDS:
+            values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as fh:
+                values.update(tomllib.load(fh))
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from exc
+    values.update(_from_env(os.environ if environ is None else environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"bad setting: {problems}") from exc

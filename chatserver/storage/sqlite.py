@@ -1,0 +1,598 @@
+"""The embedded default store: SQLite through aiosqlite, in WAL mode with synchronous=FULL.
+
+One connection writes (behind a lock, one transaction at a time), another reads; WAL lets the
+reader run alongside the writer and see every committed write. The schema carries its version in
+`PRAGMA user_version` and `_MIGRATIONS` upgrades an older data dir in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..models import Membership, Message, Project, Room, RoomSummary, User
+from .base import DuplicateKey, Revision, Store
+
+_MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        org TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        password_hash TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        external_id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        client_org TEXT NOT NULL,
+        products TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE rooms (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        project_id TEXT REFERENCES projects(id),
+        read_only INTEGER NOT NULL DEFAULT 0,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE memberships (
+        room_id TEXT NOT NULL REFERENCES rooms(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        role TEXT NOT NULL,
+        last_read_seq INTEGER NOT NULL DEFAULT 0,
+        joined_at TEXT NOT NULL,
+        PRIMARY KEY (room_id, user_id)
+    );
+    CREATE INDEX memberships_by_user ON memberships(user_id);
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL REFERENCES rooms(id),
+        seq INTEGER NOT NULL,
+        sender_id TEXT NOT NULL REFERENCES users(id),
+        text TEXT NOT NULL,
+        client_msg_id TEXT NOT NULL,
+        reply_to TEXT,
+        internal INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        edited_at TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (room_id, seq),
+        UNIQUE (room_id, sender_id, client_msg_id)
+    );
+    CREATE TABLE message_revisions (
+        message_id TEXT NOT NULL REFERENCES messages(id),
+        text TEXT NOT NULL,
+        replaced_at TEXT NOT NULL,
+        replaced_by TEXT NOT NULL
+    );
+    CREATE INDEX message_revisions_by_message ON message_revisions(message_id);
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_MESSAGE_COLUMNS = (
+    "id, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created_at, edited_at, deleted"
+)
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        name=row["name"],
+        org=row["org"],
+        kind=row["kind"],
+        roles=json.loads(row["roles"]),
+        active=bool(row["active"]),
+        created_at=_dt(row["created_at"]) or datetime.now(UTC),
+    )
+
+
+def _project(row: sqlite3.Row) -> Project:
+    return Project(
+        id=row["id"],
+        external_id=row["external_id"],
+        name=row["name"],
+        client_org=row["client_org"],
+        products=json.loads(row["products"]),
+        stage=row["stage"],
+        created_at=_dt(row["created_at"]) or datetime.now(UTC),
+    )
+
+
+def _room(row: sqlite3.Row) -> Room:
+    return Room(
+        id=row["id"],
+        kind=row["kind"],
+        title=row["title"],
+        project_id=row["project_id"],
+        read_only=bool(row["read_only"]),
+        last_seq=row["last_seq"],
+        created_at=_dt(row["created_at"]) or datetime.now(UTC),
+    )
+
+
+def _membership(row: sqlite3.Row) -> Membership:
+    return Membership(
+        room_id=row["room_id"],
+        user_id=row["user_id"],
+        role=row["role"],
+        last_read_seq=row["last_read_seq"],
+        joined_at=_dt(row["joined_at"]) or datetime.now(UTC),
+    )
+
+
+def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
+    (mid, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created, edited, deleted) = row
+    return Message(
+        id=mid,
+        room_id=room_id,
+        seq=seq,
+        sender_id=sender_id,
+        text=text,
+        client_msg_id=client_msg_id,
+        reply_to=reply_to,
+        internal=bool(internal),
+        created_at=_dt(created) or datetime.now(UTC),
+        edited_at=_dt(edited),
+        deleted=bool(deleted),
+    )
+
+
+def _placeholders(values: Iterable[Any]) -> str:
+    return ",".join("?" for _ in values)
+
+
+class SQLiteStore(Store):
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    # lifecycle -----------------------------------------------------------------------------------
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = row[0] if row else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"the data dir has schema version {version}, newer than this server's {SCHEMA_VERSION}")
+        for number in range(version, SCHEMA_VERSION):
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {number + 1}")
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    await conn.close()
+            self._reader = self._writer = None
+
+    async def ping(self) -> None:
+        await self._fetchone("SELECT 1")
+
+    # helpers -------------------------------------------------------------------------------------
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise RuntimeError("store is not open")
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        async with self._r.execute(sql, tuple(params)) as cur:
+            row: sqlite3.Row | None = await cur.fetchone()
+            return row
+
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with self._r.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    # users ---------------------------------------------------------------------------------------
+    async def create_user(self, user: User, password_hash: str | None = None) -> User:
+        try:
+            async with self._transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO users (id, username, name, org, kind, roles, active, password_hash, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        user.id,
+                        user.username,
+                        user.name,
+                        user.org,
+                        user.kind,
+                        json.dumps(user.roles),
+                        int(user.active),
+                        password_hash,
+                        _ts(user.created_at),
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(f"username {user.username!r} is taken") from exc
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        return _user(row) if row else None
+
+    async def get_users(self, user_ids: list[str]) -> dict[str, User]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        rows = await self._fetchall(f"SELECT * FROM users WHERE id IN ({_placeholders(ids)})", ids)
+        return {row["id"]: _user(row) for row in rows}
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        row = await self._fetchone("SELECT * FROM users WHERE username = ?", (username,))
+        return _user(row) if row else None
+
+    async def list_users(self) -> list[User]:
+        return [_user(row) for row in await self._fetchall("SELECT * FROM users ORDER BY username")]
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        org: str | None = None,
+        roles: list[str] | None = None,
+        active: bool | None = None,
+    ) -> User | None:
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if org is not None:
+            changes["org"] = org
+        if roles is not None:
+            changes["roles"] = json.dumps(roles)
+        if active is not None:
+            changes["active"] = int(active)
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            async with self._transaction() as tx:
+                await tx.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*changes.values(), user_id))
+        return await self.get_user(user_id)
+
+    async def get_password_hash(self, user_id: str) -> str | None:
+        row = await self._fetchone("SELECT password_hash FROM users WHERE id = ?", (user_id,))
+        return row["password_hash"] if row else None
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        async with self._transaction() as tx:
+            await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+    async def count_users(self) -> int:
+        row = await self._fetchone("SELECT COUNT(*) AS n FROM users")
+        return int(row["n"]) if row else 0
+
+    # projects ------------------------------------------------------------------------------------
+    async def create_project(self, project: Project) -> Project:
+        try:
+            async with self._transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO projects (id, external_id, name, client_org, products, stage, created_at)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (
+                        project.id,
+                        project.external_id,
+                        project.name,
+                        project.client_org,
+                        json.dumps(project.products, ensure_ascii=False),
+                        project.stage,
+                        _ts(project.created_at),
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(f"project {project.external_id!r} exists") from exc
+        return project
+
+    async def get_projects(self, project_ids: list[str]) -> dict[str, Project]:
+        ids = list(dict.fromkeys(project_ids))
+        if not ids:
+            return {}
+        rows = await self._fetchall(f"SELECT * FROM projects WHERE id IN ({_placeholders(ids)})", ids)
+        return {row["id"]: _project(row) for row in rows}
+
+    # rooms and members ---------------------------------------------------------------------------
+    async def create_room(self, room: Room) -> Room:
+        async with self._transaction() as tx:
+            await tx.execute(
+                "INSERT INTO rooms (id, kind, title, project_id, read_only, last_seq, created_at)"
+                " VALUES (?,?,?,?,?,0,?)",
+                (room.id, room.kind, room.title, room.project_id, int(room.read_only), _ts(room.created_at)),
+            )
+        room.last_seq = 0
+        return room
+
+    async def get_room(self, room_id: str) -> Room | None:
+        row = await self._fetchone("SELECT * FROM rooms WHERE id = ?", (room_id,))
+        return _room(row) if row else None
+
+    async def add_member(self, membership: Membership) -> bool:
+        async with self._transaction() as tx:
+            async with tx.execute(
+                "SELECT 1 FROM memberships WHERE room_id = ? AND user_id = ?",
+                (membership.room_id, membership.user_id),
+            ) as cur:
+                existed = await cur.fetchone() is not None
+            if existed:
+                await tx.execute(
+                    "UPDATE memberships SET role = ? WHERE room_id = ? AND user_id = ?",
+                    (membership.role, membership.room_id, membership.user_id),
+                )
+            else:
+                await tx.execute(
+                    "INSERT INTO memberships (room_id, user_id, role, last_read_seq, joined_at) VALUES (?,?,?,?,?)",
+                    (
+                        membership.room_id,
+                        membership.user_id,
+                        membership.role,
+                        membership.last_read_seq,
+                        _ts(membership.joined_at),
+                    ),
+                )
+        return not existed
+
+    async def remove_member(self, room_id: str, user_id: str) -> bool:
+        async with self._transaction() as tx:
+            cur = await tx.execute("DELETE FROM memberships WHERE room_id = ? AND user_id = ?", (room_id, user_id))
+            return cur.rowcount > 0
+
+    async def get_membership(self, room_id: str, user_id: str) -> Membership | None:
+        row = await self._fetchone("SELECT * FROM memberships WHERE room_id = ? AND user_id = ?", (room_id, user_id))
+        return _membership(row) if row else None
+
+    async def list_members(self, room_id: str) -> list[Membership]:
+        rows = await self._fetchall(
+            "SELECT * FROM memberships WHERE room_id = ? ORDER BY joined_at, user_id", (room_id,)
+        )
+        return [_membership(row) for row in rows]
+
+    async def list_memberships(self, user_id: str) -> list[Membership]:
+        rows = await self._fetchall("SELECT * FROM memberships WHERE user_id = ? ORDER BY room_id", (user_id,))
+        return [_membership(row) for row in rows]
+
+    async def set_last_read(self, room_id: str, user_id: str, seq: int) -> int | None:
+        async with self._transaction() as tx:
+            await tx.execute(
+                "UPDATE memberships SET last_read_seq = MAX(last_read_seq,"
+                " MIN(?, (SELECT last_seq FROM rooms WHERE id = ?)))"
+                " WHERE room_id = ? AND user_id = ?",
+                (seq, room_id, room_id, user_id),
+            )
+            async with tx.execute(
+                "SELECT last_read_seq FROM memberships WHERE room_id = ? AND user_id = ?", (room_id, user_id)
+            ) as cur:
+                row = await cur.fetchone()
+        return int(row[0]) if row else None
+
+    async def room_summaries(self, user_id: str, *, include_internal: bool) -> list[RoomSummary]:
+        visible = "" if include_internal else " AND internal = 0"
+        rows = await self._fetchall(
+            "SELECT r.*, m.role, m.last_read_seq, m.joined_at,"
+            f" (SELECT COUNT(*) FROM messages WHERE room_id = r.id AND seq > m.last_read_seq"
+            f"   AND sender_id != m.user_id AND deleted = 0{visible}) AS unread,"
+            f" (SELECT MAX(seq) FROM messages WHERE room_id = r.id{visible}) AS last_visible_seq"
+            " FROM memberships m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?",
+            (user_id,),
+        )
+        last_keys = [(row["id"], row["last_visible_seq"]) for row in rows if row["last_visible_seq"]]
+        last_messages: dict[str, Message] = {}
+        if last_keys:
+            clause = " OR ".join("(room_id = ? AND seq = ?)" for _ in last_keys)
+            params = [value for key in last_keys for value in key]
+            for row in await self._fetchall(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {clause}",
+                params,
+            ):
+                last_messages[row["room_id"]] = _message(tuple(row))
+        summaries = [
+            RoomSummary(
+                room=_room(row),
+                membership=Membership(
+                    room_id=row["id"],
+                    user_id=user_id,
+                    role=row["role"],
+                    last_read_seq=row["last_read_seq"],
+                    joined_at=_dt(row["joined_at"]) or datetime.now(UTC),
+                ),
+                unread=row["unread"],
+                last_message=last_messages.get(row["id"]),
+            )
+            for row in rows
+        ]
+        summaries.sort(
+            key=lambda s: _ts(s.last_message.created_at if s.last_message else s.room.created_at), reverse=True
+        )
+        return summaries
+
+    # messages ------------------------------------------------------------------------------------
+    async def append_message(
+        self,
+        *,
+        message_id: str,
+        room_id: str,
+        sender_id: str,
+        text: str,
+        client_msg_id: str,
+        created_at: datetime,
+        reply_to: str | None = None,
+        internal: bool = False,
+    ) -> tuple[Message, bool]:
+        async with self._transaction() as tx:
+            async with tx.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                " WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
+                (room_id, sender_id, client_msg_id),
+            ) as cur:
+                existing = await cur.fetchone()
+            if existing is not None:
+                return _message(tuple(existing)), False
+            async with tx.execute(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise KeyError(room_id)
+            seq = int(row[0])
+            await tx.execute(
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0)",
+                (message_id, room_id, seq, sender_id, text, client_msg_id, reply_to, int(internal), _ts(created_at)),
+            )
+        message = Message(
+            id=message_id,
+            room_id=room_id,
+            seq=seq,
+            sender_id=sender_id,
+            text=text,
+            client_msg_id=client_msg_id,
+            created_at=_dt(_ts(created_at)) or created_at,
+            reply_to=reply_to,
+            internal=internal,
+        )
+        return message, True
+
+    async def get_message(self, message_id: str) -> Message | None:
+        row = await self._fetchone(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",
+            (message_id,),
+        )
+        return _message(tuple(row)) if row else None
+
+    async def list_messages(
+        self,
+        room_id: str,
+        *,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        limit: int = 50,
+        include_internal: bool = True,
+    ) -> tuple[list[Message], bool]:
+        where = ["room_id = ?"]
+        params: list[Any] = [room_id]
+        if before_seq is not None:
+            where.append("seq < ?")
+            params.append(before_seq)
+        if after_seq is not None:
+            where.append("seq > ?")
+            params.append(after_seq)
+        if not include_internal:
+            where.append("internal = 0")
+        order = "ASC" if after_seq is not None else "DESC"
+        rows = await self._fetchall(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(where)}"
+            f" ORDER BY seq {order} LIMIT ?",
+            (*params, limit + 1),
+        )
+        has_more = len(rows) > limit
+        messages = [_message(tuple(row)) for row in rows[:limit]]
+        if order == "DESC":
+            messages.reverse()
+        return messages, has_more
+
+    async def _replace_text(
+        self, message_id: str, text: str, when: datetime, by: str, *, delete: bool
+    ) -> Message | None:
+        async with self._transaction() as tx:
+            async with tx.execute("SELECT text FROM messages WHERE id = ?", (message_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            await tx.execute(
+                "INSERT INTO message_revisions (message_id, text, replaced_at, replaced_by) VALUES (?,?,?,?)",
+                (message_id, row[0], _ts(when), by),
+            )
+            if delete:
+                await tx.execute("UPDATE messages SET text = '', deleted = 1 WHERE id = ?", (message_id,))
+            else:
+                await tx.execute(
+                    "UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (text, _ts(when), message_id)
+                )
+        return await self.get_message(message_id)
+
+    async def edit_message(self, message_id: str, text: str, edited_at: datetime, editor_id: str) -> Message | None:
+        return await self._replace_text(message_id, text, edited_at, editor_id, delete=False)
+
+    async def delete_message(self, message_id: str, deleted_at: datetime, deleter_id: str) -> Message | None:
+        return await self._replace_text(message_id, "", deleted_at, deleter_id, delete=True)
+
+    async def list_revisions(self, message_id: str) -> list[Revision]:
+        rows = await self._fetchall(
+            "SELECT * FROM message_revisions WHERE message_id = ? ORDER BY rowid", (message_id,)
+        )
+        return [
+            Revision(
+                message_id=row["message_id"],
+                text=row["text"],
+                replaced_at=_dt(row["replaced_at"]) or datetime.now(UTC),
+                replaced_by=row["replaced_by"],
+            )
+            for row in rows
+        ]

@@ -1,0 +1,1 @@
+"""Clients of outside systems: ticketing, SMTP, LLM, knowledge retrieval (later issues)."""

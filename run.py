@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Cloud Advisor (云顾问): start the server, or manage it from the command line.
+
+python run.py                       start on 127.0.0.1:8080 with the embedded SQLite store
+python run.py add-user ...          add a real-name user
+python run.py update-user NAME ...  change a user's name, organisation, roles, password, or disable them
+python run.py show-config           print the settings in force (secrets hidden)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from chatserver.settings import Settings, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Cloud Advisor (云顾问): real-time collaboration for the bank's delivery projects.",
+        epilog="Settings come from defaults, then --config FILE (TOML), then CHAT_* environment variables "
+        "(e.g. CHAT_PORT=9000), then these flags.",
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file (see config/example.toml)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the SQLite store and the token secret live (default data/)"
+    )
+    parser.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="seed demo users, projects and messages into an empty data dir (default on)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", help="start the server (the default)")
+    sub.add_parser("show-config", help="print the settings in force, secrets hidden")
+
+    add = sub.add_parser("add-user", help="add a real-name user")
+    add.add_argument("--username", required=True)
+    add.add_argument("--name", required=True, help="real name, e.g. 王晓明")
+    add.add_argument("--org", required=True, help="organisation: the bank's department or the client company")
+    add.add_argument("--kind", choices=["staff", "client", "bot"], required=True)
+    add.add_argument("--role", action="append", default=[], dest="roles", help="a role; repeat for several")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (otherwise asked for, or none with --no-password)",
+    )
+    add.add_argument("--no-password", action="store_true", help="create the user without a password")
+
+    upd = sub.add_parser("update-user", help="change a user (by username)")
+    upd.add_argument("username")
+    upd.add_argument("--name")
+    upd.add_argument("--org")
+    upd.add_argument("--role", action="append", dest="roles", help="replace the roles; repeat for several")
+    upd.add_argument("--disable", action="store_true", help="disable the user (their sessions end)")
+    upd.add_argument("--enable", action="store_true")
+    upd.add_argument("--password-stdin", action="store_true", help="set the password read from standard input")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "demo": args.demo}
+    return load_settings(args.config, os.environ, overrides)
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if getattr(args, "no_password", False):
+        return None
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if getattr(args, "password_stdin", None) is False and args.command == "update-user":
+        return None
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise SystemExit("the passwords differ")
+    return first
+
+
+async def _serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from chatserver.app import create_app
+    from chatserver.demo import DEMO_PASSWORD, DEMO_USERS
+    from chatserver.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    print(f"Cloud Advisor (云顾问) is running at http://{host}:{port}/", flush=True)
+    if settings.demo:
+        print(f"Demo logins (password for all: {DEMO_PASSWORD}):", flush=True)
+        for u in DEMO_USERS:
+            print(f"  {u.username:<10} {u.name}  {u.org}  {u.note}", flush=True)
+    print("Press Ctrl+C to stop.", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("Shutting down: finishing writes under way…", flush=True)
+    await runner.cleanup()
+
+
+async def _manage(settings: Settings, args: argparse.Namespace) -> int:
+    from chatserver.actions import accounts
+    from chatserver.app import build_services
+    from chatserver.errors import ChatError
+
+    services = build_services(settings)
+    await services.store.open()
+    try:
+        if args.command == "add-user":
+            user = await accounts.create_user(
+                services,
+                None,
+                username=args.username,
+                name=args.name,
+                org=args.org,
+                kind=args.kind,
+                roles=args.roles,
+                password=_read_password(args),
+            )
+        else:
+            found = await services.store.get_user_by_username(args.username)
+            if found is None:
+                print(f"error: no user {args.username!r}", file=sys.stderr)
+                return 1
+            active = False if args.disable else True if args.enable else None
+            user = await accounts.update_user(
+                services,
+                None,
+                found.id,
+                name=args.name,
+                org=args.org,
+                roles=args.roles,
+                active=active,
+                password=_read_password(args),
+            )
+        print(json.dumps(user.to_wire(), ensure_ascii=False))
+        return 0
+    except ChatError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await services.store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "show-config":
+        print(json.dumps(settings.public_view(), ensure_ascii=False, indent=2))
+        return 0
+    if args.command in {"add-user", "update-user"}:
+        return asyncio.run(_manage(settings, args))
+    try:
+        asyncio.run(_serve(settings))
+    except OSError as exc:
+        print(f"error: cannot start: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Shared fixtures: the real server on an ephemeral port, real Socket.IO and HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+from aiohttp import web
+
+from chatserver.api.middleware import SERVICES
+from chatserver.app import build_services, create_app
+from chatserver.demo import DEMO_PASSWORD, seed_demo
+from chatserver.services import Services
+from chatserver.settings import Settings, load_settings
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return load_settings(environ={}, overrides={"data_dir": data_dir, "host": "127.0.0.1", "port": 0, **overrides})
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with the demo seeded, made once; each server starts from a copy (hashing is slow on purpose)."""
+    data_dir = tmp_path_factory.mktemp("demo-template")
+
+    async def seed() -> None:
+        services = build_services(make_settings(data_dir))
+        await services.store.open()
+        await seed_demo(services)
+        await services.store.close()
+
+    asyncio.run(seed())
+    return data_dir
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: web.Application
+    settings: Settings
+    data_dir: Path
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
+
+
+async def start_server(settings: Settings) -> tuple[web.AppRunner, str]:
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+ServerFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def server_factory(demo_template: Path, tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    """Start servers on a copy of the demo data: `await server_factory(**setting_overrides)`."""
+    runners: list[web.AppRunner] = []
+    data_dir = tmp_path / "data"
+
+    async def start(fresh: bool = False, **overrides: Any) -> RunningServer:
+        if not data_dir.exists():
+            if fresh:
+                data_dir.mkdir()
+            else:
+                shutil.copytree(demo_template, data_dir)
+        settings = make_settings(data_dir, **overrides)
+        runner, url = await start_server(settings)
+        runners.append(runner)
+        return RunningServer(url=url, app=runner.app, settings=settings, data_dir=data_dir)
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def server(server_factory: ServerFactory) -> RunningServer:
+    srv: RunningServer = await server_factory()
+    return srv
+
+
+# clients -------------------------------------------------------------------------------------------
+
+
+async def login(url: str, username: str, password: str = DEMO_PASSWORD) -> str:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/api/auth/login", json={"username": username, "password": password}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+            return str(body["token"])
+
+
+@dataclass
+class ChatClient:
+    """A real Socket.IO client that records what the server sends it."""
+
+    sio: socketio.AsyncClient
+    user_id: str = ""
+    received: list[tuple[str, Any]] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def call(self, event: str, payload: Any = None, timeout: float = 5) -> dict[str, Any]:
+        ack: dict[str, Any] = await self.sio.call(event, payload if payload is not None else {}, timeout=timeout)
+        return ack
+
+    async def wait_for(self, event: str, predicate: Callable[[Any], bool] = lambda _: True, timeout: float = 5) -> Any:
+        async def seen() -> Any:
+            async with self._changed:
+                while True:
+                    for name, data in self.received:
+                        if name == event and predicate(data):
+                            return data
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(seen(), timeout)
+
+    def events(self, event: str) -> list[Any]:
+        return [data for name, data in self.received if name == event]
+
+    async def record(self, event: str, data: Any) -> None:
+        async with self._changed:
+            self.received.append((event, data))
+            self._changed.notify_all()
+
+    async def disconnect(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+SERVER_EVENTS = (
+    "message",
+    "message_edited",
+    "message_deleted",
+    "read",
+    "typing",
+    "presence",
+    "room_added",
+    "room_removed",
+    "room_updated",
+)
+
+
+async def connect(url: str, token: str | None, **kwargs: Any) -> ChatClient:
+    sio = socketio.AsyncClient(reconnection=False)
+    client = ChatClient(sio=sio)
+
+    def recorder(name: str) -> Callable[..., Any]:
+        async def handler(data: Any = None, *rest: Any) -> None:
+            await client.record(name, data)
+
+        return handler
+
+    for name in (*SERVER_EVENTS, "disconnect"):
+        sio.on(name, recorder(name))
+    await sio.connect(
+        url, auth={"token": token} if token is not None else None, transports=["websocket"], wait_timeout=5, **kwargs
+    )
+    return client
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[..., Any]]:
+    """`await clients(server, "am.wang")`: a logged-in, connected client, disconnected after the test."""
+    made: list[ChatClient] = []
+
+    async def make(srv: RunningServer, username: str) -> ChatClient:
+        token = await login(srv.url, username)
+        client = await connect(srv.url, token)
+        me = await _me(srv.url, token)
+        client.user_id = me["id"]
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.disconnect()
+
+
+async def _me(url: str, token: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/api/me", headers={"Authorization": f"Bearer {token}"}) as resp:
+            body = await resp.json()
+            return dict(body["user"])
+
+
+async def room_id_by_title(client: ChatClient, fragment: str) -> str:
+    ack = await client.call("list_rooms")
+    for room in ack["rooms"]:
+        if fragment in room["title"]:
+            return str(room["id"])
+    raise AssertionError(f"no room titled like {fragment!r}")
