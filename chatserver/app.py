@@ -74,6 +74,8 @@ def create_app(settings: Settings) -> web.Application:
         """On shutdown: refuse new events, let the ones under way finish their writes, close sockets."""
         services.draining = True
         await namespace.drain(settings.shutdown_grace_seconds)
+        for sid in services.presence.all_sids():
+            await sio.disconnect(sid)
         await sio.shutdown()
 
     app.cleanup_ctx.append(lifespan)

@@ -27,6 +27,9 @@ class Presence:
     def sids(self, user_id: str) -> list[str]:
         return list(self._sids.get(user_id, ()))
 
+    def all_sids(self) -> list[str]:
+        return [sid for sids in self._sids.values() for sid in sids]
+
     def is_online(self, user_id: str) -> bool:
         return user_id in self._sids
 

@@ -43,13 +43,22 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @dataclass
 class RunningServer:
     url: str
-    app: web.Application
+    runner: web.AppRunner
     settings: Settings
     data_dir: Path
 
     @property
+    def app(self) -> web.Application:
+        return self.runner.app
+
+    @property
     def services(self) -> Services:
         return self.app[SERVICES]
+
+    async def stop(self) -> None:
+        """Shut down as on SIGTERM: drain events, close sockets, close the store."""
+        if self.runner.server is not None:
+            await self.runner.cleanup()
 
 
 async def start_server(settings: Settings) -> tuple[web.AppRunner, str]:
@@ -80,11 +89,12 @@ async def server_factory(demo_template: Path, tmp_path: Path) -> AsyncIterator[S
         settings = make_settings(data_dir, **overrides)
         runner, url = await start_server(settings)
         runners.append(runner)
-        return RunningServer(url=url, app=runner.app, settings=settings, data_dir=data_dir)
+        return RunningServer(url=url, runner=runner, settings=settings, data_dir=data_dir)
 
     yield start
     for runner in reversed(runners):
-        await runner.cleanup()
+        if runner.server is not None:
+            await runner.cleanup()
 
 
 @pytest.fixture

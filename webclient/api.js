@@ -114,6 +114,13 @@ export class Realtime {
 
   get connected() { return this.socket.connected; }
 
+  /** Try to reconnect now rather than at the end of the current back-off (e.g. the network is back). */
+  reconnectNow() {
+    if (this.socket.connected) return;
+    this.socket.disconnect();
+    this.socket.connect();
+  }
+
   on(event, fn) { this.socket.on(event, fn); }
 
   /** Emit an event and resolve with the ack body; reject with ApiError on {ok:false} or timeout. */

@@ -899,6 +899,8 @@ function renderHistoryStatus(rs) {
   else if (rs.olderError) key = 'chat.loadOlderFailed';
   else if (rs.loaded && !rs.hasOlder && rs.msgs.size > 0) key = 'chat.noOlder';
   el.dataset.state = key ? key.split('.')[1] : '';
+  $('messages').dataset.roomId = rs.room.id;
+  $('messages').dataset.loaded = String(rs.loaded);
   if (key) el.appendChild(h('span', { i18n: key }));
 }
 
@@ -1026,7 +1028,6 @@ async function doSend(rs, p) {
       roomId: p.roomId, text: p.text, clientMsgId: p.clientMsgId, replyTo: p.replyTo, internal: p.internal,
     });
     if (res.message) {
-      if (!rs.loaded && !rs.loading) rs.pending.delete(p.clientMsgId);
       upsertMessage(rs, res.message, { live: false });
       if (state.openRoomId === rs.room.id) scrollToBottom();
       renderRoomList();
@@ -1189,6 +1190,8 @@ function bindUi() {
   });
   document.addEventListener('visibilitychange', () => { if (pageVisible()) markRead(openRoom()); });
   window.addEventListener('focus', () => markRead(openRoom()));
+  // Back on the network: reconnect at once instead of waiting out the back-off.
+  window.addEventListener('online', () => { if (state.rt && !state.rt.connected) state.rt.reconnectNow(); });
   window.addEventListener('hashchange', () => {
     const id = roomFromHash();
     if (id && id !== state.openRoomId && state.rooms.has(id)) selectRoom(id);

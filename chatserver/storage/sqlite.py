@@ -88,6 +88,7 @@ _MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
+_ROOMS_PER_QUERY = 400  # below SQLite's expression depth (1000) and bound-variable (999 before 3.32) limits
 _MESSAGE_COLUMNS = (
     "id, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created_at, edited_at, deleted"
 )
@@ -194,8 +195,14 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
-        await self._migrate(self._writer)
-        self._reader = await self._connect()
+        try:
+            await self._migrate(self._writer)
+            self._reader = await self._connect()
+        except BaseException:
+            # A refused or broken data dir must not leave a connection (and its thread) behind.
+            await self._writer.close()
+            self._writer = None
+            raise
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         async with conn.execute("PRAGMA user_version") as cur:
@@ -238,13 +245,16 @@ class SQLiteStore(Store):
             conn = self._writer
             if conn is None:
                 raise RuntimeError("store is not open")
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
+                await conn.execute("COMMIT")
             except BaseException:
-                await conn.execute("ROLLBACK")
+                # Also when cancelled while BEGIN or COMMIT was queued: aiosqlite still runs it, and a
+                # transaction left open would refuse every later write. rollback() is queued after it
+                # and does nothing when no transaction is open.
+                await conn.rollback()
                 raise
-            await conn.execute("COMMIT")
 
     async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         async with self._r.execute(sql, tuple(params)) as cur:
@@ -445,9 +455,11 @@ class SQLiteStore(Store):
         )
         last_keys = [(row["id"], row["last_visible_seq"]) for row in rows if row["last_visible_seq"]]
         last_messages: dict[str, Message] = {}
-        if last_keys:
-            clause = " OR ".join("(room_id = ? AND seq = ?)" for _ in last_keys)
-            params = [value for key in last_keys for value in key]
+        # In chunks: a chain of ORs deeper than 1000 is refused ("Expression tree is too large").
+        for start in range(0, len(last_keys), _ROOMS_PER_QUERY):
+            chunk = last_keys[start : start + _ROOMS_PER_QUERY]
+            clause = " OR ".join("(room_id = ? AND seq = ?)" for _ in chunk)
+            params = [value for key in chunk for value in key]
             for row in await self._fetchall(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {clause}",
                 params,

@@ -1,0 +1,691 @@
+"""The Store contract (chatserver/storage/base.py): every backend must pass every test here.
+
+The `store` fixture (tests/storage/conftest.py) runs each test once per backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chatserver.models import Membership, Message, Project, Room, User, new_id
+from chatserver.storage import DuplicateKey, Revision, Store
+
+from .conftest import Backend
+
+T0 = datetime(2026, 12, 3, 8, 15, 0, 123456, tzinfo=UTC)
+_clock = itertools.count()
+
+
+def tick() -> datetime:
+    """Distinct, increasing times, so ordering by time is well defined."""
+    return T0 + timedelta(seconds=next(_clock))
+
+
+async def add_user(store: Store, username: str, *, kind: str = "staff", roles: list[str] | None = None) -> User:
+    user = User(
+        id=new_id("u"),
+        username=username,
+        name=f"用户{username}",
+        org="云帆银行交易银行部" if kind == "staff" else "星河制造集团有限公司",
+        kind=kind,  # type: ignore[arg-type]
+        roles=roles if roles is not None else (["account_manager"] if kind == "staff" else ["client_member"]),
+        created_at=tick(),
+    )
+    return await store.create_user(user)
+
+
+async def add_room(
+    store: Store, *members: User, title: str = "星河制造集团 · 银企直连", read_only: bool = False
+) -> Room:
+    room = await store.create_room(Room(id=new_id("r"), kind="project", title=title, read_only=read_only))
+    for member in members:
+        await store.add_member(Membership(room_id=room.id, user_id=member.id, role="member", joined_at=tick()))
+    return room
+
+
+async def send(
+    store: Store,
+    room: Room,
+    sender: User,
+    text: str = "测试环境的证书什么时候能发？",
+    *,
+    client_msg_id: str | None = None,
+    internal: bool = False,
+    reply_to: str | None = None,
+) -> Message:
+    message, created = await store.append_message(
+        message_id=new_id("m"),
+        room_id=room.id,
+        sender_id=sender.id,
+        text=text,
+        client_msg_id=client_msg_id or new_id("c"),
+        created_at=tick(),
+        reply_to=reply_to,
+        internal=internal,
+    )
+    assert created
+    return message
+
+
+def seqs(messages: list[Message]) -> list[int]:
+    return [m.seq for m in messages]
+
+
+# lifecycle ---------------------------------------------------------------------------------------
+
+
+async def test_an_open_store_answers_ping(store: Store) -> None:
+    await store.ping()
+
+
+# users -------------------------------------------------------------------------------------------
+
+
+async def test_a_created_user_reads_back_by_id_and_by_username(store: Store) -> None:
+    wang = await add_user(store, "am.wang", roles=["account_manager", "admin"])
+    li = await add_user(store, "xh.li", kind="client")
+
+    assert await store.get_user(wang.id) == wang
+    assert await store.get_user_by_username("xh.li") == li
+    assert (await store.get_user(li.id)).kind == "client"  # type: ignore[union-attr]
+    assert await store.get_user("u_missing") is None
+    assert await store.get_user_by_username("nobody") is None
+    assert await store.get_users([wang.id, "u_missing", li.id, wang.id]) == {wang.id: wang, li.id: li}
+    assert await store.get_users([]) == {}
+    assert sorted(u.username for u in await store.list_users()) == ["am.wang", "xh.li"]
+    assert await store.count_users() == 2
+
+
+async def test_a_taken_username_is_refused_and_the_first_user_kept(store: Store) -> None:
+    first = await add_user(store, "am.wang")
+    impostor = User(id=new_id("u"), username="am.wang", name="冒名者", org="外部", kind="client")
+
+    with pytest.raises(DuplicateKey):
+        await store.create_user(impostor, "hash-of-impostor")
+
+    assert await store.get_user(impostor.id) is None
+    assert await store.get_user_by_username("am.wang") == first
+    assert await store.count_users() == 1
+
+
+async def test_update_user_changes_only_the_given_fields(store: Store) -> None:
+    user = await add_user(store, "ss.liu")
+
+    renamed = await store.update_user(user.id, name="刘婷婷")
+    assert renamed is not None
+    assert (renamed.name, renamed.org, renamed.roles, renamed.active) == ("刘婷婷", user.org, user.roles, True)
+
+    changed = await store.update_user(
+        user.id, org="云帆银行总行", roles=["service_specialist", "developer"], active=False
+    )
+    assert changed is not None
+    assert (changed.name, changed.org, changed.roles, changed.active) == (
+        "刘婷婷",
+        "云帆银行总行",
+        ["service_specialist", "developer"],
+        False,
+    )
+    assert await store.get_user(user.id) == changed
+    assert await store.get_user_by_username("ss.liu") == changed
+    assert await store.update_user(user.id) == changed  # nothing to change: the user as they are
+    assert await store.update_user("u_missing", name="谁") is None
+
+
+async def test_password_hashes_are_kept_per_user(store: Store) -> None:
+    with_password = await store.create_user(
+        User(id=new_id("u"), username="admin", name="赵敏", org="云帆银行", kind="staff", roles=["admin"]),
+        "$argon2id$v=19$first",
+    )
+    bot = await add_user(store, "bot.ticket", kind="bot", roles=[])
+
+    assert await store.get_password_hash(with_password.id) == "$argon2id$v=19$first"
+    assert await store.get_password_hash(bot.id) is None
+    assert await store.get_password_hash("u_missing") is None
+
+    await store.set_password_hash(with_password.id, "$argon2id$v=19$second")
+    assert await store.get_password_hash(with_password.id) == "$argon2id$v=19$second"
+    assert await store.get_password_hash(bot.id) is None
+
+
+# projects ----------------------------------------------------------------------------------------
+
+
+async def test_projects_read_back_and_external_ids_are_unique(store: Store) -> None:
+    project = await store.create_project(
+        Project(
+            id=new_id("p"),
+            external_id="SMP-2026-0017",
+            name="星河制造集团银企直连",
+            client_org="星河制造集团有限公司",
+            products=["银企直连", "司库管理系统"],
+            stage="implementation",
+            created_at=tick(),
+        )
+    )
+    twin = Project(
+        id=new_id("p"), external_id="SMP-2026-0017", name="重复", client_org="别家", products=[], stage="presales"
+    )
+
+    with pytest.raises(DuplicateKey):
+        await store.create_project(twin)
+
+    assert await store.get_projects([project.id, twin.id, project.id]) == {project.id: project}
+    assert await store.get_projects([]) == {}
+
+
+# rooms and members -------------------------------------------------------------------------------
+
+
+async def test_rooms_read_back_with_their_flags(store: Store) -> None:
+    project = await store.create_project(
+        Project(id=new_id("p"), external_id="SMP-1", name="瑞丰", client_org="瑞丰物流", products=[], stage="closed")
+    )
+    created = await store.create_room(
+        Room(id=new_id("r"), kind="project", title="瑞丰物流 · 结项", project_id=project.id, read_only=True)
+    )
+    expert = await store.create_room(Room(id=new_id("r"), kind="expert", title="专家咨询"))
+
+    assert created.last_seq == 0
+    room = await store.get_room(created.id)
+    assert room is not None
+    assert (room.kind, room.title, room.project_id, room.read_only, room.last_seq) == (
+        "project",
+        "瑞丰物流 · 结项",
+        project.id,
+        True,
+        0,
+    )
+    other = await store.get_room(expert.id)
+    assert other is not None and (other.kind, other.project_id, other.read_only) == ("expert", None, False)
+    assert await store.get_room("r_missing") is None
+
+
+async def test_add_member_reports_a_new_member_once_and_can_change_the_role(store: Store) -> None:
+    user = await add_user(store, "se.chen")
+    room = await add_room(store)
+
+    assert await store.add_member(Membership(room_id=room.id, user_id=user.id, role="solution_expert")) is True
+    assert await store.add_member(Membership(room_id=room.id, user_id=user.id, role="solution_expert")) is False
+    assert await store.add_member(Membership(room_id=room.id, user_id=user.id, role="developer")) is False
+
+    membership = await store.get_membership(room.id, user.id)
+    assert membership is not None
+    assert (membership.room_id, membership.user_id, membership.role, membership.last_read_seq) == (
+        room.id,
+        user.id,
+        "developer",
+        0,
+    )
+    assert [(m.user_id, m.role) for m in await store.list_members(room.id)] == [(user.id, "developer")]
+
+    assert await store.remove_member(room.id, user.id) is True
+    assert await store.remove_member(room.id, user.id) is False
+    assert await store.get_membership(room.id, user.id) is None
+    assert await store.list_members(room.id) == []
+    assert await store.list_memberships(user.id) == []
+
+
+async def test_members_and_memberships_list_only_their_own_rooms_and_people(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    zhou = await add_user(store, "rf.zhou", kind="client")
+    xinghe = await add_room(store, wang, li, title="星河")
+    ruifeng = await add_room(store, wang, zhou, title="瑞丰")
+
+    assert {m.user_id for m in await store.list_members(xinghe.id)} == {wang.id, li.id}
+    assert {m.user_id for m in await store.list_members(ruifeng.id)} == {wang.id, zhou.id}
+    assert {m.room_id for m in await store.list_memberships(wang.id)} == {xinghe.id, ruifeng.id}
+    assert [m.room_id for m in await store.list_memberships(li.id)] == [xinghe.id]
+    assert await store.get_membership(ruifeng.id, li.id) is None
+    assert await store.list_memberships("u_missing") == []
+
+
+# appending messages ------------------------------------------------------------------------------
+
+
+async def test_append_assigns_seq_one_two_three_per_room_independently(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    a = await add_room(store, wang, title="A")
+    b = await add_room(store, wang, title="B")
+
+    order = [a, b, a, a, b]
+    sent = [await send(store, room, wang, f"第{i}条") for i, room in enumerate(order)]
+
+    assert [(m.room_id, m.seq) for m in sent] == [(a.id, 1), (b.id, 1), (a.id, 2), (a.id, 3), (b.id, 2)]
+    assert (await store.get_room(a.id)).last_seq == 3  # type: ignore[union-attr]
+    assert (await store.get_room(b.id)).last_seq == 2  # type: ignore[union-attr]
+
+
+async def test_an_appended_message_is_stored_as_given(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    first = await send(store, room, wang)
+    when = tick()
+
+    message, created = await store.append_message(
+        message_id="m_fixed",
+        room_id=room.id,
+        sender_id=wang.id,
+        text="请确认联调时间 ✅",
+        client_msg_id="c-7d1",
+        created_at=when,
+        reply_to=first.id,
+        internal=True,
+    )
+
+    assert created is True
+    assert message == Message(
+        id="m_fixed",
+        room_id=room.id,
+        seq=2,
+        sender_id=wang.id,
+        text="请确认联调时间 ✅",
+        client_msg_id="c-7d1",
+        created_at=when,
+        reply_to=first.id,
+        internal=True,
+        edited_at=None,
+        deleted=False,
+    )
+    assert await store.get_message("m_fixed") == message
+    assert await store.get_message("m_missing") is None
+
+
+async def test_a_repeated_client_msg_id_returns_the_stored_message_and_stores_nothing(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    original = await send(store, room, wang, "原文", client_msg_id="retry-1")
+
+    again, created = await store.append_message(
+        message_id=new_id("m"),
+        room_id=room.id,
+        sender_id=wang.id,
+        text="重发的文字",
+        client_msg_id="retry-1",
+        created_at=tick(),
+    )
+
+    assert created is False
+    assert again == original
+    assert (await store.get_room(room.id)).last_seq == 1  # type: ignore[union-attr]
+    messages, _ = await store.list_messages(room.id)
+    assert messages == [original]
+
+
+async def test_the_same_client_msg_id_from_another_sender_or_room_is_a_new_message(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    a = await add_room(store, wang, li, title="A")
+    b = await add_room(store, wang, title="B")
+
+    mine = await send(store, a, wang, client_msg_id="same")
+    theirs = await send(store, a, li, client_msg_id="same")
+    elsewhere = await send(store, b, wang, client_msg_id="same")
+
+    assert len({mine.id, theirs.id, elsewhere.id}) == 3
+    assert [(m.room_id, m.seq, m.sender_id) for m in (mine, theirs, elsewhere)] == [
+        (a.id, 1, wang.id),
+        (a.id, 2, li.id),
+        (b.id, 1, wang.id),
+    ]
+
+
+async def test_concurrent_appends_get_unique_gap_free_seqs_per_room(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    a = await add_room(store, wang, li, title="A")
+    b = await add_room(store, wang, li, title="B")
+
+    async def one(i: int) -> tuple[Message, bool]:
+        return await store.append_message(
+            message_id=f"m_{i:03d}",
+            room_id=(a, b)[i % 2].id,
+            sender_id=(wang, li)[i // 2 % 2].id,
+            text=f"并发消息{i}",
+            client_msg_id=f"c-{i}",
+            created_at=T0,
+        )
+
+    results = await asyncio.gather(*(one(i) for i in range(200)))
+
+    assert all(created for _, created in results)
+    for room in (a, b):
+        got = sorted(m.seq for m, _ in results if m.room_id == room.id)
+        assert got == list(range(1, 101))
+        stored, has_more = await store.list_messages(room.id, limit=100)
+        assert seqs(stored) == list(range(1, 101)) and has_more is False
+        assert {m.id for m in stored} == {m.id for m, _ in results if m.room_id == room.id}
+        assert (await store.get_room(room.id)).last_seq == 100  # type: ignore[union-attr]
+
+
+async def test_concurrent_retries_of_one_message_store_it_once(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+
+    results = await asyncio.gather(
+        *(
+            store.append_message(
+                message_id=new_id("m"),
+                room_id=room.id,
+                sender_id=wang.id,
+                text="只存一次",
+                client_msg_id="retry-storm",
+                created_at=T0,
+            )
+            for _ in range(20)
+        )
+    )
+
+    assert sum(created for _, created in results) == 1
+    assert len({m.id for m, _ in results}) == 1
+    assert seqs((await store.list_messages(room.id))[0]) == [1]
+
+
+async def test_a_cancelled_write_leaves_the_store_usable_and_seqs_gap_free(store: Store) -> None:
+    """A caller may be cancelled (client gone, shutdown) at any point of a write; later writes must work."""
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+
+    for yields in range(8):
+        task = asyncio.create_task(send(store, room, wang, f"会被取消的消息{yields}"))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        after = await send(store, room, wang, f"取消之后{yields}")
+        stored, _ = await store.list_messages(room.id, limit=100)
+        assert seqs(stored) == list(range(1, len(stored) + 1))
+        assert stored[-1] == after
+
+    await store.update_user(wang.id, name="仍然可写")
+    assert (await store.get_user(wang.id)).name == "仍然可写"  # type: ignore[union-attr]
+
+
+# reading history ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ten(store: Store) -> Room:
+    """A room with messages seq 1..10, and a second room with its own messages."""
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang, title="十条")
+    other = await add_room(store, wang, title="别的房间")
+    for i in range(1, 11):
+        await send(store, room, wang, f"第{i}条")
+        if i % 3 == 0:
+            await send(store, other, wang, "别的房间的消息")
+    return room
+
+
+@pytest.mark.parametrize(
+    ("query", "expected", "has_more"),
+    [
+        ({"limit": 3}, [8, 9, 10], True),
+        ({"limit": 10}, list(range(1, 11)), False),
+        ({"limit": 50}, list(range(1, 11)), False),
+        ({}, list(range(1, 11)), False),
+        ({"before_seq": 8, "limit": 3}, [5, 6, 7], True),
+        ({"before_seq": 4, "limit": 3}, [1, 2, 3], False),
+        ({"before_seq": 3, "limit": 3}, [1, 2], False),
+        ({"before_seq": 1, "limit": 3}, [], False),
+        ({"after_seq": 0, "limit": 3}, [1, 2, 3], True),
+        ({"after_seq": 6, "limit": 3}, [7, 8, 9], True),
+        ({"after_seq": 7, "limit": 3}, [8, 9, 10], False),
+        ({"after_seq": 10, "limit": 3}, [], False),
+        ({"after_seq": 2, "before_seq": 9, "limit": 3}, [3, 4, 5], True),
+        ({"after_seq": 2, "before_seq": 9, "limit": 6}, [3, 4, 5, 6, 7, 8], False),
+        ({"after_seq": 4, "before_seq": 5, "limit": 3}, [], False),
+    ],
+)
+async def test_history_pages(
+    store: Store, ten: Room, query: dict[str, Any], expected: list[int], has_more: bool
+) -> None:
+    messages, more = await store.list_messages(ten.id, **query)
+
+    assert seqs(messages) == expected
+    assert more is has_more
+    assert all(m.room_id == ten.id for m in messages)
+    assert [m.text for m in messages] == [f"第{s}条" for s in expected]
+
+
+async def test_catching_up_page_by_page_gets_every_message_once(store: Store, ten: Room) -> None:
+    got: list[int] = []
+    after, more = 0, True
+    while more:
+        page, more = await store.list_messages(ten.id, after_seq=after, limit=4)
+        got += seqs(page)
+        after = page[-1].seq
+    assert got == list(range(1, 11))
+
+
+async def test_history_without_internal_notes_hides_them_and_pages_over_the_rest(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    for i in range(1, 9):
+        await send(store, room, wang, f"第{i}条", internal=i in (2, 7, 8))
+
+    visible, more = await store.list_messages(room.id, limit=3, include_internal=False)
+    assert (seqs(visible), more) == ([4, 5, 6], True)
+    older, more = await store.list_messages(room.id, before_seq=4, limit=3, include_internal=False)
+    assert (seqs(older), more) == ([1, 3], False)
+    newer, more = await store.list_messages(room.id, after_seq=6, include_internal=False)
+    assert (seqs(newer), more) == ([], False)
+    everything, _ = await store.list_messages(room.id, include_internal=True)
+    assert seqs(everything) == list(range(1, 9))
+    assert [m.seq for m in everything if m.internal] == [2, 7, 8]
+
+
+# edits and deletes -------------------------------------------------------------------------------
+
+
+async def test_an_edit_replaces_the_text_and_keeps_the_old_one_as_a_revision(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    admin = await add_user(store, "admin", roles=["admin"])
+    room = await add_room(store, wang, admin)
+    message = await send(store, room, wang, "初稿")
+    first_edit, second_edit = tick(), tick()
+
+    edited = await store.edit_message(message.id, "第二稿", first_edit, wang.id)
+    assert edited is not None
+    assert (edited.id, edited.seq, edited.text, edited.edited_at, edited.deleted) == (
+        message.id,
+        1,
+        "第二稿",
+        first_edit,
+        False,
+    )
+    assert edited.created_at == message.created_at
+    again = await store.edit_message(message.id, "定稿", second_edit, admin.id)
+
+    assert again is not None and again.text == "定稿" and again.edited_at == second_edit
+    assert await store.get_message(message.id) == again
+    assert await store.list_revisions(message.id) == [
+        Revision(message_id=message.id, text="初稿", replaced_at=first_edit, replaced_by=wang.id),
+        Revision(message_id=message.id, text="第二稿", replaced_at=second_edit, replaced_by=admin.id),
+    ]
+    assert (await store.get_room(room.id)).last_seq == 1  # type: ignore[union-attr]
+    assert await store.edit_message("m_missing", "谁", tick(), wang.id) is None
+    assert await store.list_revisions("m_missing") == []
+
+
+async def test_a_delete_leaves_a_tombstone_with_its_seq_and_keeps_the_text_as_a_revision(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    before = await send(store, room, wang, "前一条")
+    doomed = await send(store, room, wang, "账号是 6222 0000 1234")
+    when = tick()
+
+    tombstone = await store.delete_message(doomed.id, when, wang.id)
+
+    assert tombstone is not None
+    assert (tombstone.id, tombstone.seq, tombstone.text, tombstone.deleted) == (doomed.id, 2, "", True)
+    assert await store.get_message(doomed.id) == tombstone
+    history, _ = await store.list_messages(room.id)
+    assert history == [before, tombstone]
+    assert await store.list_revisions(doomed.id) == [
+        Revision(message_id=doomed.id, text="账号是 6222 0000 1234", replaced_at=when, replaced_by=wang.id)
+    ]
+    after = await send(store, room, wang, "后一条")
+    assert after.seq == 3
+    assert await store.delete_message("m_missing", tick(), wang.id) is None
+
+
+# read markers ------------------------------------------------------------------------------------
+
+
+async def test_the_read_marker_only_moves_forward_and_never_past_the_last_seq(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    outsider = await add_user(store, "rf.zhou", kind="client")
+    room = await add_room(store, wang)
+    for _ in range(5):
+        await send(store, room, wang)
+
+    assert await store.set_last_read(room.id, wang.id, 3) == 3
+    assert await store.set_last_read(room.id, wang.id, 2) == 3
+    assert await store.set_last_read(room.id, wang.id, 0) == 3
+    assert await store.set_last_read(room.id, wang.id, 99) == 5
+    assert (await store.get_membership(room.id, wang.id)).last_read_seq == 5  # type: ignore[union-attr]
+    await send(store, room, wang)
+    await send(store, room, wang)
+    assert await store.set_last_read(room.id, wang.id, 7) == 7
+
+    assert await store.set_last_read(room.id, outsider.id, 3) is None
+    assert await store.set_last_read("r_missing", wang.id, 3) is None
+    assert await store.get_membership(room.id, outsider.id) is None
+
+
+# room summaries ----------------------------------------------------------------------------------
+
+
+async def test_room_summaries_count_unread_and_pick_the_last_visible_message(store: Store) -> None:
+    me = await add_user(store, "xh.li")
+    other = await add_user(store, "am.wang")
+    stranger = await add_user(store, "rf.zhou")
+    busy = await add_room(store, me, other, title="忙碌的房间")
+    quiet = await add_room(store, me, other, title="安静的房间")
+    notes_only = await add_room(store, me, other, title="只有内部备注")
+    not_mine = await add_room(store, other, stranger, title="别人的房间")
+
+    await send(store, busy, other, "1 已读")
+    await store.set_last_read(busy.id, me.id, 1)
+    await send(store, busy, other, "2 未读")
+    await send(store, busy, other, "3 未读")
+    await send(store, busy, me, "4 我自己发的")
+    deleted = await send(store, busy, other, "5 已删除")
+    await store.delete_message(deleted.id, tick(), other.id)
+    last_public = await send(store, busy, me, "6 最后一条公开消息")
+    last_note = await send(store, busy, other, "7 内部备注", internal=True)
+    await send(store, notes_only, other, "内部备注", internal=True)
+    await send(store, not_mine, other, "与我无关")
+    await send(store, not_mine, stranger, "与我无关")
+
+    staff_view = {s.room.id: s for s in await store.room_summaries(me.id, include_internal=True)}
+    client_view = {s.room.id: s for s in await store.room_summaries(me.id, include_internal=False)}
+
+    for view in (staff_view, client_view):
+        assert set(view) == {busy.id, quiet.id, notes_only.id}
+        assert view[busy.id].room.last_seq == 7
+        assert view[busy.id].membership.user_id == me.id
+        assert view[busy.id].membership.last_read_seq == 1
+        assert view[busy.id].membership.role == "member"
+        assert view[quiet.id].unread == 0 and view[quiet.id].last_message is None
+    assert staff_view[busy.id].unread == 3  # 2, 3 and the note 7; not my 4 or 6, not the deleted 5
+    assert staff_view[busy.id].last_message == last_note
+    assert client_view[busy.id].unread == 2  # 2 and 3
+    assert client_view[busy.id].last_message == last_public
+    assert staff_view[notes_only.id].unread == 1 and staff_view[notes_only.id].last_message is not None
+    assert client_view[notes_only.id].unread == 0 and client_view[notes_only.id].last_message is None
+
+    theirs = {s.room.id: s for s in await store.room_summaries(other.id, include_internal=True)}
+    assert set(theirs) == {busy.id, quiet.id, notes_only.id, not_mine.id}
+    assert theirs[busy.id].unread == 2  # my 4 and 6: 5 was deleted, the rest are their own
+    assert theirs[not_mine.id].unread == 1
+    assert await store.room_summaries("u_missing", include_internal=True) == []
+
+
+async def test_reading_up_to_the_end_clears_unread(store: Store) -> None:
+    me = await add_user(store, "xh.li", kind="client")
+    other = await add_user(store, "am.wang")
+    room = await add_room(store, me, other)
+    for _ in range(3):
+        await send(store, room, other)
+
+    [summary] = await store.room_summaries(me.id, include_internal=False)
+    assert summary.unread == 3
+    await store.set_last_read(room.id, me.id, 3)
+    [summary] = await store.room_summaries(me.id, include_internal=False)
+    assert (summary.unread, summary.membership.last_read_seq) == (0, 3)
+
+
+# durability --------------------------------------------------------------------------------------
+
+
+async def test_everything_is_still_there_after_closing_and_reopening(backend: Backend) -> None:
+    store = await backend.open()
+    wang = await store.create_user(
+        User(id=new_id("u"), username="am.wang", name="王晓明", org="云帆银行", kind="staff", roles=["admin"]),
+        "$argon2id$v=19$secret",
+    )
+    li = await add_user(store, "xh.li", kind="client")
+    project = await store.create_project(
+        Project(
+            id=new_id("p"), external_id="SMP-9", name="星河", client_org="星河", products=["司库"], stage="presales"
+        )
+    )
+    room = await store.create_room(Room(id=new_id("r"), kind="project", title="星河 · 司库", project_id=project.id))
+    await store.add_member(Membership(room_id=room.id, user_id=wang.id, role="account_manager", joined_at=tick()))
+    await store.add_member(Membership(room_id=room.id, user_id=li.id, role="client_contact", joined_at=tick()))
+    first = await send(store, room, li, "你好", client_msg_id="hello")
+    edited = await send(store, room, wang, "初稿")
+    await store.edit_message(edited.id, "定稿", tick(), wang.id)
+    gone = await send(store, room, li, "发错了")
+    await store.delete_message(gone.id, tick(), li.id)
+    await send(store, room, wang, "内部备注", internal=True)
+    await store.set_last_read(room.id, li.id, 2)
+    await store.update_user(li.id, active=False)
+
+    snapshot = {
+        "users": await store.list_users(),
+        "hash": await store.get_password_hash(wang.id),
+        "projects": await store.get_projects([project.id]),
+        "room": await store.get_room(room.id),
+        "members": await store.list_members(room.id),
+        "messages": await store.list_messages(room.id),
+        "revisions": [await store.list_revisions(m) for m in (edited.id, gone.id)],
+        "summaries": await store.room_summaries(li.id, include_internal=False),
+    }
+    await store.close()
+
+    reopened = await backend.open()
+    try:
+        assert {
+            "users": await reopened.list_users(),
+            "hash": await reopened.get_password_hash(wang.id),
+            "projects": await reopened.get_projects([project.id]),
+            "room": await reopened.get_room(room.id),
+            "members": await reopened.list_members(room.id),
+            "messages": await reopened.list_messages(room.id),
+            "revisions": [await reopened.list_revisions(m) for m in (edited.id, gone.id)],
+            "summaries": await reopened.room_summaries(li.id, include_internal=False),
+        } == snapshot
+        assert snapshot["room"].last_seq == 4  # type: ignore[union-attr]
+        retry, created = await reopened.append_message(
+            message_id=new_id("m"),
+            room_id=room.id,
+            sender_id=li.id,
+            text="你好",
+            client_msg_id="hello",
+            created_at=tick(),
+        )
+        assert (created, retry) == (False, first)
+        assert (await send(reopened, room, wang, "重开之后")).seq == 5
+    finally:
+        await reopened.close()

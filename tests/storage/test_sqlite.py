@@ -1,0 +1,154 @@
+"""What only the SQLite backend promises: its schema version, its durability settings, its limits."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chatserver.models import Membership, Room, User
+from chatserver.storage import open_store
+from chatserver.storage.sqlite import SCHEMA_VERSION, SQLiteStore
+
+
+def _pragma(path: Path, name: str) -> object:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def _set_user_version(path: Path, version: int) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(f"PRAGMA user_version = {version}")
+    finally:
+        conn.close()
+
+
+async def test_the_data_file_carries_the_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "chat.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+
+    assert SCHEMA_VERSION >= 1
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_reopening_an_existing_data_dir_keeps_its_data_and_version(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    await store.create_user(User(id="u_1", username="am.wang", name="王晓明", org="云帆银行", kind="staff"))
+    await store.close()
+
+    again = open_store(f"sqlite:///{path}")
+    await again.open()
+    try:
+        user = await again.get_user("u_1")
+        assert user is not None and user.name == "王晓明"
+        assert await again.count_users() == 1
+    finally:
+        await again.close()
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_a_data_file_from_a_newer_server_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.create_user(User(id="u_1", username="am.wang", name="王晓明", org="云帆银行", kind="staff"))
+    await store.close()
+    _set_user_version(path, SCHEMA_VERSION + 1)
+    threads_before = threading.active_count()
+
+    refused = SQLiteStore(path)
+    with pytest.raises(RuntimeError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than this server's"):
+        await refused.open()
+
+    assert _pragma(path, "user_version") == SCHEMA_VERSION + 1
+    # No connection is left behind: its thread would keep the process (the CLI) from exiting.
+    for _ in range(100):
+        if threading.active_count() <= threads_before:
+            break
+        await asyncio.sleep(0.01)
+    assert threading.active_count() <= threads_before
+    with pytest.raises(RuntimeError, match="not open"):
+        await refused.ping()
+
+
+async def test_both_connections_use_wal_and_synchronous_full(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        for conn in (store._writer, store._reader):
+            assert conn is not None
+            async with conn.execute("PRAGMA journal_mode") as cur:
+                assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
+            async with conn.execute("PRAGMA synchronous") as cur:
+                assert (await cur.fetchone())[0] == 2  # type: ignore[index]  # FULL
+            async with conn.execute("PRAGMA foreign_keys") as cur:
+                assert (await cur.fetchone())[0] == 1  # type: ignore[index]
+    finally:
+        await store.close()
+    assert _pragma(path, "journal_mode") == "wal"  # kept in the file
+
+
+def _fill_many_rooms(path: Path, user_id: str, rooms: int) -> None:
+    """Bulk rows in one transaction (the contract methods would commit, and fsync, each one)."""
+    now = "2026-12-03T08:15:00.000000Z"
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO rooms (id, kind, title, project_id, read_only, last_seq, created_at)"
+                " VALUES (?, 'project', ?, NULL, 0, 1, ?)",
+                [(f"r_{i:05d}", f"房间{i}", now) for i in range(rooms)],
+            )
+            conn.executemany(
+                "INSERT INTO memberships (room_id, user_id, role, last_read_seq, joined_at) VALUES (?, ?, 'x', 0, ?)",
+                [(f"r_{i:05d}", user_id, now) for i in range(rooms)],
+            )
+            conn.executemany(
+                "INSERT INTO messages (id, room_id, seq, sender_id, text, client_msg_id, reply_to, internal,"
+                " created_at, edited_at, deleted) VALUES (?, ?, 1, ?, ?, ?, NULL, 0, ?, NULL, 0)",
+                [(f"m_{i:05d}", f"r_{i:05d}", user_id, f"消息{i}", f"c{i}", now) for i in range(rooms)],
+            )
+    finally:
+        conn.close()
+
+
+async def test_room_summaries_work_for_a_user_in_more_than_a_thousand_rooms(tmp_path: Path) -> None:
+    """A bot or the after-sales desk sits in every project room; closed rooms stay as archives."""
+    path = tmp_path / "chat.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.create_user(User(id="u_bot", username="bot.ticket", name="工单机器人", org="云帆银行", kind="bot"))
+    await store.close()
+    _fill_many_rooms(path, "u_bot", 1200)
+
+    await store.open()
+    try:
+        summaries = await store.room_summaries("u_bot", include_internal=True)
+        assert len(summaries) == 1200
+        assert all(s.last_message is not None and s.last_message.room_id == s.room.id for s in summaries)
+        assert {s.last_message.text for s in summaries if s.last_message} == {f"消息{i}" for i in range(1200)}
+        # and the store still works normally on top of the bulk rows
+        await store.create_room(Room(id="r_new", kind="expert", title="专家咨询"))
+        assert await store.add_member(Membership(room_id="r_new", user_id="u_bot", role="x"))
+        message, _ = await store.append_message(
+            message_id="m_new",
+            room_id="r_new",
+            sender_id="u_bot",
+            text="新的",
+            client_msg_id="c-new",
+            created_at=datetime.now(UTC),
+        )
+        assert message.seq == 1
+        assert len(await store.room_summaries("u_bot", include_internal=True)) == 1201
+    finally:
+        await store.close()

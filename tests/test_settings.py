@@ -1,0 +1,46 @@
+"""Settings: the example file documents the defaults; bad values name themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatserver.settings import Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_example_config_is_valid_and_shows_the_defaults():
+    from_file = load_settings(ROOT / "config" / "example.toml", environ={})
+    assert from_file == Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CHAT_PORT": "70000"}, "port"),
+        ({"CHAT_MAX_TEXT_CHARS": "0"}, "max_text_chars"),
+        ({"CHAT_JWT_ALGORITHM": "none"}, "jwt_algorithm"),
+        ({"CHAT_JWT_SECRET": "short"}, "jwt_secret"),
+        ({"CHAT_DEMO": "perhaps"}, "demo"),
+        ({"CHAT_NO_SUCH_THING": "1"}, "CHAT_NO_SUCH_THING"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_setting(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=env)
+
+
+def test_lists_come_from_comma_separated_env_values():
+    settings = load_settings(environ={"CHAT_ALLOWED_ORIGINS": "https://a.example, https://b.example"})
+    assert settings.allowed_origins == ["https://a.example", "https://b.example"]
+
+
+def test_a_missing_or_broken_config_file_is_named(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("port = = 1")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(broken, environ={})
