@@ -176,6 +176,9 @@ class SQLiteStore(Store):
     backend = "sqlite"
 
     def __init__(self, path: Path | str) -> None:
+        if str(path) == ":memory:":
+            # Its two connections would each get their own, empty database.
+            raise ValueError("the SQLite store needs a file; ':memory:' is not supported")
         self.path = str(path)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -192,8 +195,7 @@ class SQLiteStore(Store):
         return conn
 
     async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
         try:
             await self._migrate(self._writer)

@@ -152,3 +152,9 @@ async def test_room_summaries_work_for_a_user_in_more_than_a_thousand_rooms(tmp_
         assert len(await store.room_summaries("u_bot", include_internal=True)) == 1201
     finally:
         await store.close()
+
+
+def test_an_in_memory_database_is_refused_at_once() -> None:
+    """Its reader and writer connections would each see their own empty database."""
+    with pytest.raises(ValueError, match="needs a file"):
+        open_store("sqlite:///:memory:")
