@@ -66,7 +66,44 @@ def _parser() -> argparse.ArgumentParser:
     upd.add_argument("--disable", action="store_true", help="disable the user (their sessions end)")
     upd.add_argument("--enable", action="store_true")
     upd.add_argument("--password-stdin", action="store_true", help="set the password read from standard input")
+
+    plat = sub.add_parser(
+        "platform-send",
+        help="send a signed request as the service platform does (uses platform_secret from the settings)",
+    )
+    plat.add_argument("--url", default=None, help="the server (default http://<host>:<port>)")
+    plat.add_argument("--delivery-id", help="default: a new random id")
+    plat_sub = plat.add_subparsers(dest="platform_command", metavar="WHAT", required=True)
+    reg = plat_sub.add_parser("project", help="register a project from a JSON file (see docs/protocol.md)")
+    reg.add_argument("file", type=Path)
+    stg = plat_sub.add_parser("stage", help="move a project to its next stage")
+    stg.add_argument("external_id")
+    stg.add_argument("stage", choices=["presales", "implementation", "aftersales", "closed"])
     return parser
+
+
+async def _platform_send(settings: Settings, args: argparse.Namespace) -> int:
+    from integrations import platform_client
+
+    if not settings.platform_secret:
+        print("error: set platform_secret (CHAT_PLATFORM_SECRET or the config file) first", file=sys.stderr)
+        return 2
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    if args.platform_command == "project":
+        try:
+            project = json.loads(args.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+        status, answer = await platform_client.register_project(
+            url, project, settings.platform_secret, delivery_id=args.delivery_id
+        )
+    else:
+        status, answer = await platform_client.change_stage(
+            url, args.external_id, args.stage, settings.platform_secret, delivery_id=args.delivery_id
+        )
+    print(json.dumps(answer, ensure_ascii=False, indent=2))
+    return 0 if status < 400 else 1
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -78,7 +115,10 @@ def _read_password(args: argparse.Namespace) -> str | None:
     if getattr(args, "no_password", False):
         return None
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise SystemExit("error: the password read from standard input is empty")
+        return password
     if getattr(args, "password_stdin", None) is False and args.command == "update-user":
         return None
     first = getpass.getpass("password: ")
@@ -122,20 +162,33 @@ async def _manage(settings: Settings, args: argparse.Namespace) -> int:
     from chatserver.actions import accounts
     from chatserver.app import build_services
     from chatserver.errors import ChatError
+    from chatserver.schemas import CreateUser, UpdateUser, parse
 
     services = build_services(settings)
     await services.store.open()
     try:
+        password = _read_password(args)
         if args.command == "add-user":
+            p = parse(
+                CreateUser,
+                {
+                    "username": args.username,
+                    "name": args.name,
+                    "org": args.org,
+                    "kind": args.kind,
+                    "roles": args.roles,
+                    "password": password,
+                },
+            )
             user = await accounts.create_user(
                 services,
                 None,
-                username=args.username,
-                name=args.name,
-                org=args.org,
+                username=p.username,
+                name=p.name,
+                org=p.org,
                 kind=args.kind,
-                roles=args.roles,
-                password=_read_password(args),
+                roles=p.roles,
+                password=p.password,
             )
         else:
             found = await services.store.get_user_by_username(args.username)
@@ -143,15 +196,10 @@ async def _manage(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"error: no user {args.username!r}", file=sys.stderr)
                 return 1
             active = False if args.disable else True if args.enable else None
+            changes = {"name": args.name, "org": args.org, "roles": args.roles, "active": active, "password": password}
+            u = parse(UpdateUser, {k: v for k, v in changes.items() if v is not None})
             user = await accounts.update_user(
-                services,
-                None,
-                found.id,
-                name=args.name,
-                org=args.org,
-                roles=args.roles,
-                active=active,
-                password=_read_password(args),
+                services, None, found.id, name=u.name, org=u.org, roles=u.roles, active=u.active, password=u.password
             )
         print(json.dumps(user.to_wire(), ensure_ascii=False))
         return 0
@@ -174,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in {"add-user", "update-user"}:
         return asyncio.run(_manage(settings, args))
+    if args.command == "platform-send":
+        return asyncio.run(_platform_send(settings, args))
     try:
         asyncio.run(_serve(settings))
     except OSError as exc:

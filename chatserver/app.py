@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
+from .actions.rooms import ensure_system_user
 from .api.middleware import SERVICES, errors_middleware
 from .api.routes import add_routes, security_headers
 from .auth import Passwords, Tokens, load_or_create_secret
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await services.store.open()
+        await ensure_system_user(services)
         if settings.demo and await seed_demo(services):
             log.info("demo data seeded")
         yield

@@ -59,6 +59,11 @@ class Conflict(ChatError):
     status = 409
 
 
+class InvalidStageMove(ChatError):
+    code = "invalid_stage_move"
+    status = 409
+
+
 class RateLimited(ChatError):
     code = "rate_limited"
     status = 429

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models import Message, User
+from .models import ExpertSession, Message, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,28 @@ class RoomCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomUpdated:
+    """A room's shared view changed: its project's stage, its read-only state, its title."""
+
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertSessionChanged:
+    """An expert session was requested, assigned, transferred or closed."""
+
+    session: ExpertSession
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertQueueChanged:
+    """The queue for a product changed; `room_ids` are its waiting sessions, first in line first."""
+
+    product: str
+    room_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UserUpdated:
     user: User
 
@@ -86,6 +108,9 @@ Event = (
     | MemberAdded
     | MemberRemoved
     | RoomCreated
+    | RoomUpdated
+    | ExpertSessionChanged
+    | ExpertQueueChanged
     | UserUpdated
     | UserDisabled
 )

@@ -43,6 +43,10 @@ class User:
     roles: list[str] = field(default_factory=list)
     active: bool = True
     created_at: datetime = field(default_factory=utcnow)
+    email: str | None = None
+    skills: list[str] = field(default_factory=list)  # products this person is skilled in (staff)
+    duty: list[str] = field(default_factory=list)  # products this person is on after-sales duty for
+    max_sessions: int = 3  # concurrent expert sessions this person takes
 
     @property
     def is_staff(self) -> bool:
@@ -56,7 +60,16 @@ class User:
         return {"id": self.id, "name": self.name, "org": self.org, "kind": self.kind}
 
     def to_wire(self) -> dict[str, Any]:
-        return {**self.public(), "username": self.username, "roles": list(self.roles), "active": self.active}
+        return {
+            **self.public(),
+            "username": self.username,
+            "roles": list(self.roles),
+            "active": self.active,
+            "email": self.email,
+            "skills": list(self.skills),
+            "duty": list(self.duty),
+            "max_sessions": self.max_sessions,
+        }
 
 
 @dataclass(slots=True)
@@ -68,6 +81,8 @@ class Project:
     products: list[str]
     stage: Stage
     created_at: datetime = field(default_factory=utcnow)
+    room_id: str | None = None
+    unstaffed: list[str] = field(default_factory=list)  # roles that could not be filled automatically
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -77,6 +92,8 @@ class Project:
             "client_org": self.client_org,
             "products": list(self.products),
             "stage": self.stage,
+            "room_id": self.room_id,
+            "unstaffed": list(self.unstaffed),
         }
 
 
@@ -138,3 +155,66 @@ class RoomSummary:
     membership: Membership
     unread: int
     last_message: Message | None
+
+
+# The only stage moves there are: one step forward at a time.
+NEXT_STAGE: dict[str, str] = {"presales": "implementation", "implementation": "aftersales", "aftersales": "closed"}
+
+ExpertSessionStatus = Literal["queued", "active", "closed"]
+
+
+@dataclass(slots=True)
+class ExpertSession:
+    """A client's one-to-one session with a product expert; its id is its room's id."""
+
+    room_id: str
+    client_id: str
+    product: str
+    status: ExpertSessionStatus
+    requested_at: datetime
+    requested_by: str
+    expert_id: str | None = None
+    assigned_at: datetime | None = None
+    closed_at: datetime | None = None
+    rating: int | None = None
+    comment: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "room_id": self.room_id,
+            "client_id": self.client_id,
+            "product": self.product,
+            "status": self.status,
+            "expert_id": self.expert_id,
+            "requested_at": iso(self.requested_at),
+            "assigned_at": iso(self.assigned_at),
+            "closed_at": iso(self.closed_at),
+            "rating": self.rating,
+            "comment": self.comment,
+        }
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """Who did what, when, and how it ended. `detail` holds what an auditor needs (an old text, a new stage)."""
+
+    id: str
+    at: datetime
+    actor_id: str | None  # None: the system or an outside system
+    action: str
+    outcome: str  # "success" | "failure"
+    room_id: str | None = None
+    target_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": iso(self.at),
+            "actor_id": self.actor_id,
+            "action": self.action,
+            "outcome": self.outcome,
+            "room_id": self.room_id,
+            "target_id": self.target_id,
+            "detail": dict(self.detail),
+        }

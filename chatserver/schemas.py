@@ -6,6 +6,7 @@ objects never stand where strings belong (so `{"$ne": null}` is just a wrong typ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -89,6 +90,10 @@ class UpdateUser(Payload):
     roles: list[Role] | None = Field(default=None, max_length=16)
     active: Flag | None = None
     password: Password | None = None
+    email: Email | None = None
+    skills: list[Product] | None = Field(default=None, max_length=20)  # products, for automatic staffing
+    duty: list[Product] | None = Field(default=None, max_length=20)  # products on after-sales duty for
+    max_sessions: MaxSessions | None = None  # concurrent expert sessions
 
 
 P = TypeVar("P", bound=Payload)
@@ -112,25 +117,101 @@ def parse(model: type[P], payload: Any) -> P:
         raise invalid_payload_from(exc) from exc
 
 
-def _has_binary(value: Any) -> bool:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return True
-    if isinstance(value, dict):
-        return any(_has_binary(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_binary(v) for v in value)
+def _values(payload: Any) -> Iterator[Any]:
+    """Every key and value inside a payload, walked without recursion (payloads may nest deeply)."""
+    stack = [payload]
+    while stack:
+        value = stack.pop()
+        yield value
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _has_binary(payload: Any) -> bool:
+    return any(isinstance(v, (bytes, bytearray, memoryview)) for v in _values(payload))
+
+
+def _has_unpaired_surrogate(payload: Any) -> bool:
+    for value in _values(payload):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
     return False
 
 
-def _has_unpaired_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_unpaired_surrogate(k) or _has_unpaired_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_unpaired_surrogate(v) for v in value)
-    return False
+MaxSessions = Annotated[int, Field(strict=True, ge=0, le=50)]
+ProjectRole = Annotated[
+    str,
+    StringConstraints(
+        strict=True,
+        pattern=r"^(account_manager|solution_expert|service_specialist|developer|after_sales|client_contact)$",
+    ),
+]
+StageName = Annotated[str, StringConstraints(strict=True, pattern=r"^(presales|implementation|aftersales|closed)$")]
+Email = Annotated[str, StringConstraints(strict=True, pattern=r"^[^@\s\r\n]{1,64}@[^@\s\r\n]{1,190}$")]
+Product = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=40)]
+ExternalId = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+
+class PlatformPerson(Payload):
+    username: Username
+    name: Name
+    role: ProjectRole
+    org: Name | None = None
+    email: Email | None = None
+
+
+class PlatformProject(Payload):
+    external_id: ExternalId
+    name: Name
+    client_org: Name
+    products: list[Product] = Field(min_length=1, max_length=10)
+    stage: StageName = "presales"
+    people: list[PlatformPerson] = Field(default_factory=list, max_length=200)
+
+
+class StageChange(Payload):
+    stage: StageName
+
+
+class RequestExpert(Payload):
+    product: Product
+    text: Text
+    for_client_id: Id | None = None
+
+
+class TransferSession(Payload):
+    room_id: Id
+    to_user_id: Id | None = None
+    product: Product | None = None
+    note: Annotated[str, StringConstraints(strict=True, max_length=2000)] = ""
+
+
+class CloseSession(Payload):
+    room_id: Id
+
+
+class GetExpertSession(Payload):
+    room_id: Id
+
+
+class RateSession(Payload):
+    room_id: Id
+    rating: Annotated[int, Field(strict=True, ge=1, le=5)]
+    comment: Annotated[str, StringConstraints(strict=True, max_length=1000)] | None = None
+
+
+class ListProjects(Payload):
+    pass
+
+
+class GetExpertConsole(Payload):
+    pass
+
+
+UpdateUser.model_rebuild()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from .auth import Passwords, Tokens
@@ -24,4 +25,6 @@ class Services:
     metrics: Metrics
     send_limiter: RateLimiter
     event_limiter: RateLimiter
+    expert_desk_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one dispatcher at a time
+    system_user_id: str = ""  # the sender of system messages, set when the store opens
     draining: bool = field(default=False)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "CHAT_"
-SECRET_FIELDS = frozenset({"jwt_secret"})
+SECRET_FIELDS = frozenset({"jwt_secret", "platform_secret"})
 
 
 class SettingsError(Exception):
@@ -40,13 +40,17 @@ class Settings(BaseModel):
     metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
 
     max_text_chars: int = Field(10_000, ge=1, le=1_000_000)
-    max_text_bytes: int = Field(40_000, ge=4, le=4_000_000)
+    max_text_bytes: int = Field(32_000, ge=4, le=4_000_000)
     max_packet_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
 
     rate_send_per_second: float = Field(10.0, gt=0)
     rate_send_burst: int = Field(20, ge=1)
     rate_events_per_second: float = Field(30.0, gt=0)
     rate_events_burst: int = Field(60, ge=1)
+
+    platform_secret: str | None = None  # shared secret of the service platform's signed requests
+    bank_org: str = "云帆银行交易银行部"  # the organisation of staff created from the platform's payloads
+    products: list[str] = Field(default_factory=lambda: ["银企直连", "司库"])  # products experts can be asked about
 
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     log_level: str = "INFO"
@@ -66,7 +70,7 @@ class Settings(BaseModel):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "platform_secret")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 32:

@@ -14,6 +14,7 @@ import pytest
 import socketio
 from aiohttp import web
 
+from chatserver.actions.rooms import ensure_system_user
 from chatserver.api.middleware import SERVICES
 from chatserver.app import build_services, create_app
 from chatserver.demo import DEMO_PASSWORD, seed_demo
@@ -33,6 +34,7 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def seed() -> None:
         services = build_services(make_settings(data_dir))
         await services.store.open()
+        await ensure_system_user(services)
         await seed_demo(services)
         await services.store.close()
 
@@ -161,6 +163,9 @@ SERVER_EVENTS = (
     "room_added",
     "room_removed",
     "room_updated",
+    "expert_session",
+    "queue_position",
+    "expert_queue",
 )
 
 

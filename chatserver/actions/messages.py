@@ -9,6 +9,7 @@ from ..events import MessageDeleted, MessageEdited, MessageSent, ReadMarked
 from ..models import Message, User, new_id, utcnow
 from ..services import Services
 from ..wire import messages_wire
+from . import audit
 from ._checks import MESSAGE_NOT_FOUND, can_see, check_text, require_member, require_writable
 
 
@@ -27,6 +28,9 @@ async def send_message(
     A repeat of the same `client_msg_id` by the same sender in the same room returns the stored
     message and publishes nothing."""
     room, _ = await require_member(services, sender, room_id)
+    stored = await services.store.find_message(room_id, sender.id, client_msg_id)
+    if stored is not None:  # a retry: the answer it should have had, whatever has changed since
+        return stored, False
     text = check_text(services, text)
     if internal and not sender.is_staff:
         raise Forbidden("only bank staff can write internal notes")
@@ -87,7 +91,10 @@ async def _changeable_message(services: Services, user: User, message_id: str) -
     message = await services.store.get_message(message_id)
     if message is None or not can_see(user, message):
         raise NotFound(MESSAGE_NOT_FOUND)
-    room, _ = await require_member(services, user, message.room_id)
+    try:
+        room, _ = await require_member(services, user, message.room_id)
+    except NotFound:
+        raise NotFound(MESSAGE_NOT_FOUND) from None  # the same answer as for no such message
     if message.sender_id != user.id and not user.is_admin:
         raise Forbidden("you can only change your own messages")
     require_writable(room)
@@ -107,6 +114,14 @@ async def edit_message(services: Services, user: User, *, message_id: str, text:
     edited = await services.store.edit_message(message.id, text, utcnow(), user.id)
     if edited is None:
         raise NotFound(MESSAGE_NOT_FOUND)
+    await audit.record(
+        services,
+        "message_edited",
+        actor_id=user.id,
+        room_id=message.room_id,
+        target_id=message.id,
+        old_text=message.text,
+    )
     await services.bus.publish(MessageEdited(message=edited, sender=sender, editor_id=user.id))
     return edited, sender
 
@@ -118,5 +133,13 @@ async def delete_message(services: Services, user: User, *, message_id: str) -> 
     deleted = await services.store.delete_message(message.id, utcnow(), user.id)
     if deleted is None:
         raise NotFound(MESSAGE_NOT_FOUND)
+    await audit.record(
+        services,
+        "message_deleted",
+        actor_id=user.id,
+        room_id=message.room_id,
+        target_id=message.id,
+        old_text=message.text,
+    )
     await services.bus.publish(MessageDeleted(message=deleted, sender=sender, deleter_id=user.id))
     return deleted, sender

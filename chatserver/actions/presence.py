@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..events import PresenceChanged, TypingChanged
 from ..models import User
 from ..services import Services
+from . import experts
 from ._checks import require_member, require_writable
 
 
@@ -17,6 +18,7 @@ async def set_typing(services: Services, user: User, *, room_id: str, typing: bo
 async def user_connected(services: Services, user: User, sid: str) -> None:
     if services.presence.connect(user.id, sid):
         await _publish_presence(services, user.id, online=True)
+        await experts.dispatch_for_expert(services, user)  # an expert coming online serves the queue
 
 
 async def user_disconnected(services: Services, user_id: str, sid: str) -> None:

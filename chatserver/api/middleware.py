@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -68,6 +69,20 @@ def query_int(request: web.Request, name: str, *, low: int, high: int) -> int | 
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise InvalidPayload(f"{name}: must be a whole number from {low} to {high}")
     return int(raw)
+
+
+def query_time(request: web.Request, name: str) -> datetime | None:
+    """An ISO 8601 time with a zone (`2026-12-03T08:00:00Z`), as UTC."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidPayload(f"{name}: not an ISO 8601 time") from exc
+    if value.tzinfo is None:
+        raise InvalidPayload(f"{name}: give a time zone, e.g. 2026-12-03T08:00:00Z")
+    return value.astimezone(UTC)
 
 
 __all__ = ["SERVICES", "NotFound", "current_user", "error_response", "errors_middleware", "json_body", "query_int"]

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..actions import accounts, messages, rooms
+from ..actions import accounts, audit, messages, projects, rooms
 from ..errors import Forbidden
 from ..schemas import CreateUser, Login, UpdateUser, parse
-from .middleware import SERVICES, current_user, json_body, query_int
+from .middleware import SERVICES, current_user, json_body, query_int, query_time
+from .platform import add_platform_routes
 
 WEBCLIENT_DIR = Path(__file__).resolve().parents[2] / "webclient"
 _MAX_SEQ = 2**53
@@ -91,8 +92,33 @@ async def admin_update_user(request: web.Request) -> web.Response:
         roles=p.roles,
         active=p.active,
         password=p.password,
+        email=p.email,
+        skills=p.skills,
+        duty=p.duty,
+        max_sessions=p.max_sessions,
     )
     return web.json_response({"ok": True, "user": user.to_wire()})
+
+
+async def admin_audit(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    entries = await audit.list_audit(
+        request.app[SERVICES],
+        user,
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+        actor_id=request.query.get("actor_id") or None,
+        room_id=request.query.get("room_id") or None,
+        limit=query_int(request, "limit", low=1, high=1000) or 100,
+    )
+    return web.json_response({"ok": True, "entries": [e.to_wire() for e in entries]})
+
+
+async def admin_projects(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    if not user.is_admin:
+        raise Forbidden("only an admin can list every project")
+    return web.json_response({"ok": True, "projects": await projects.list_projects(request.app[SERVICES], user)})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -147,6 +173,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/admin/users", admin_list_users)
     app.router.add_post("/api/admin/users", admin_create_user)
     app.router.add_patch("/api/admin/users/{user_id}", admin_update_user)
+    app.router.add_get("/api/admin/audit", admin_audit)
+    app.router.add_get("/api/admin/projects", admin_projects)
+    add_platform_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)

@@ -15,3 +15,6 @@ def staff_channel(room_id: str) -> str:
 
 def user_channel(user_id: str) -> str:
     return f"user:{user_id}"
+
+
+EXPERTS_CHANNEL = "experts"  # sockets of staff who take expert sessions: they hear of the queues

@@ -6,9 +6,11 @@ import logging
 
 import socketio
 
-from ..actions import rooms
+from ..actions import experts, rooms
 from ..events import (
     Event,
+    ExpertQueueChanged,
+    ExpertSessionChanged,
     MemberAdded,
     MemberRemoved,
     MessageDeleted,
@@ -16,11 +18,13 @@ from ..events import (
     MessageSent,
     PresenceChanged,
     ReadMarked,
+    RoomUpdated,
     TypingChanged,
     UserDisabled,
 )
 from ..services import Services
-from . import room_channel, staff_channel, user_channel
+from ..wire import room_wire
+from . import EXPERTS_CHANNEL, room_channel, staff_channel, user_channel
 
 log = logging.getLogger("chatserver.broadcaster")
 _NAMESPACE = "/"
@@ -62,11 +66,39 @@ class Broadcaster:
                     await sio.leave_room(sid, room_channel(room_id), namespace=_NAMESPACE)
                     await sio.leave_room(sid, staff_channel(room_id), namespace=_NAMESPACE)
                 await sio.emit("room_removed", {"room_id": room_id}, to=user_channel(user_id))
+            case RoomUpdated(room_id=room_id):
+                room = await self._services.store.get_room(room_id)
+                if room is not None:
+                    project = None
+                    if room.project_id:
+                        project = (await self._services.store.get_projects([room.project_id])).get(room.project_id)
+                    await sio.emit("room_updated", room_wire(room, project), to=room_channel(room_id))
+            case ExpertSessionChanged(session=session):
+                view = await experts.session_view(self._services, session)
+                people = {session.client_id, session.requested_by, session.expert_id} - {None}
+                await sio.emit("expert_session", view, to=[user_channel(uid) for uid in people if uid])
+            case ExpertQueueChanged(product=product, room_ids=room_ids):
+                await self._queue_changed(product, room_ids)
             case UserDisabled(user_id=user_id):
                 for sid in self._services.presence.sids(user_id):
                     await sio.disconnect(sid, namespace=_NAMESPACE)
             case _:
                 pass
+
+    async def _queue_changed(self, product: str, room_ids: tuple[str, ...]) -> None:
+        store = self._services.store
+        sessions = [s for s in [await store.get_expert_session(r) for r in room_ids] if s is not None]
+        clients = await store.get_users([s.client_id for s in sessions])
+        queue = []
+        for position, session in enumerate(sessions, start=1):
+            await self._sio.emit(
+                "queue_position",
+                {"room_id": session.room_id, "product": product, "position": position},
+                to=user_channel(session.client_id),
+            )
+            if session.client_id in clients:
+                queue.append({**session.to_wire(), "client": clients[session.client_id].public(), "position": position})
+        await self._sio.emit("expert_queue", {"product": product, "queue": queue}, to=EXPERTS_CHANNEL)
 
     async def _member_added(self, room_id: str, user_id: str) -> None:
         sids = self._services.presence.sids(user_id)

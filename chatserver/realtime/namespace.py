@@ -9,22 +9,29 @@ from typing import Any
 
 import socketio
 
-from ..actions import accounts, messages, presence, rooms
+from ..actions import accounts, experts, messages, presence, projects, rooms
 from ..errors import ChatError, Unauthorized, Unavailable, internal_error_dict
 from ..models import User
 from ..schemas import (
+    CloseSession,
     DeleteMessage,
     EditMessage,
+    GetExpertConsole,
+    GetExpertSession,
     GetHistory,
     GetMembers,
+    ListProjects,
     ListRooms,
     MarkRead,
+    RateSession,
+    RequestExpert,
     SendMessage,
     SetTyping,
+    TransferSession,
     parse,
 )
 from ..services import Services
-from . import room_channel, staff_channel, user_channel
+from . import EXPERTS_CHANNEL, room_channel, staff_channel, user_channel
 
 log = logging.getLogger("chatserver.realtime")
 Ack = dict[str, Any]
@@ -52,6 +59,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
         await self.save_session(sid, {"user_id": user.id})
         await self.enter_room(sid, user_channel(user.id))
+        if experts.is_expert(user):
+            await self.enter_room(sid, EXPERTS_CHANNEL)
         for membership in await services.store.list_memberships(user.id):
             await self.enter_room(sid, room_channel(membership.room_id))
             if user.is_staff:
@@ -182,13 +191,77 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
         return await self._handle(sid, payload, handle)
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
-        """Unknown events get an error ack rather than silence."""
-        if event in {"connect", "disconnect"}:
-            return await super().trigger_event(event, *args)
-        if hasattr(self, f"on_{event}"):
+    async def on_list_projects(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            parse(ListProjects, raw)
+            return {"ok": True, "projects": await projects.list_projects(self.services, user)}
+
+        return await self._handle(sid, payload, handle)
+
+    async def on_request_expert(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(RequestExpert, raw)
+            session = await experts.request_expert(
+                self.services, user, product=p.product, text=p.text, for_client_id=p.for_client_id
+            )
+            return {"ok": True, "session": session}
+
+        return await self._handle(sid, payload, handle, write=True)
+
+    async def on_get_expert_session(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(GetExpertSession, raw)
+            return {"ok": True, "session": await experts.get_session(self.services, user, room_id=p.room_id)}
+
+        return await self._handle(sid, payload, handle)
+
+    async def on_transfer_session(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(TransferSession, raw)
+            session = await experts.transfer_session(
+                self.services, user, room_id=p.room_id, to_user_id=p.to_user_id, product=p.product, note=p.note
+            )
+            return {"ok": True, "session": session}
+
+        return await self._handle(sid, payload, handle, write=True)
+
+    async def on_close_session(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(CloseSession, raw)
+            return {"ok": True, "session": await experts.close_session(self.services, user, room_id=p.room_id)}
+
+        return await self._handle(sid, payload, handle, write=True)
+
+    async def on_rate_session(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            p = parse(RateSession, raw)
+            session = await experts.rate_session(
+                self.services, user, room_id=p.room_id, rating=p.rating, comment=p.comment
+            )
+            return {"ok": True, "session": session}
+
+        return await self._handle(sid, payload, handle, write=True)
+
+    async def on_get_expert_console(self, sid: str, payload: Any = None) -> Ack:
+        async def handle(user: User, raw: Any) -> Ack:
+            parse(GetExpertConsole, raw)
+            return {"ok": True, **await experts.get_console(self.services, user)}
+
+        return await self._handle(sid, payload, handle)
+
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        """Unknown, malformed or reserved event names get an error ack rather than silence.
+
+        `connect` and `disconnect` run only when the server itself fires them (the socket is then
+        still connecting or already leaving); a connected client sending an event of that name must
+        not re-run sign-in or sign itself out."""
+        if event in ("connect", "disconnect"):
+            if not self.server.manager.is_connected(args[0] if args else None, self.namespace):
+                return await super().trigger_event(event, *args)
+        elif isinstance(event, str) and hasattr(self, f"on_{event}"):
             if len(args) > 2:
                 return {"ok": False, "error": {"code": "invalid_payload", "message": "send one payload object"}}
             return await super().trigger_event(event, *args)
         log.info("unknown event", extra={"sid": args[0] if args else "?"})
-        return {"ok": False, "error": {"code": "invalid_payload", "message": f"unknown event {event[:64]!r}"}}
+        name = repr(event[:64]) if isinstance(event, str) else "names must be strings"
+        return {"ok": False, "error": {"code": "invalid_payload", "message": f"unknown event {name}"}}

@@ -17,7 +17,7 @@ import abc
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..models import Membership, Message, Project, Room, RoomSummary, User
+from ..models import AuditEntry, ExpertSession, Membership, Message, Project, Room, RoomSummary, Stage, User
 
 
 class DuplicateKey(Exception):
@@ -74,7 +74,12 @@ class Store(abc.ABC):
         org: str | None = None,
         roles: list[str] | None = None,
         active: bool | None = None,
-    ) -> User | None: ...
+        email: str | None = None,
+        skills: list[str] | None = None,
+        duty: list[str] | None = None,
+        max_sessions: int | None = None,
+    ) -> User | None:
+        """Change the fields given (None leaves a field as it is)."""
 
     @abc.abstractmethod
     async def get_password_hash(self, user_id: str) -> str | None: ...
@@ -93,12 +98,107 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_projects(self, project_ids: list[str]) -> dict[str, Project]: ...
 
+    @abc.abstractmethod
+    async def get_project_by_external_id(self, external_id: str) -> Project | None: ...
+
+    @abc.abstractmethod
+    async def list_projects(self) -> list[Project]:
+        """Every project, oldest first."""
+
+    @abc.abstractmethod
+    async def update_project(
+        self,
+        project_id: str,
+        *,
+        stage: Stage | None = None,
+        room_id: str | None = None,
+        unstaffed: list[str] | None = None,
+        expected_stage: Stage | None = None,
+    ) -> Project | None:
+        """Change the fields given. With `expected_stage`, only if the project is in that stage
+        (compare-and-set, so two concurrent stage moves cannot both succeed); None if nothing matched."""
+
+    @abc.abstractmethod
+    async def record_assignment(self, project_id: str, user_id: str, role: str, at: datetime) -> None:
+        """Note that a person was assigned to a project in a role (automatic staffing reads these)."""
+
+    @abc.abstractmethod
+    async def assignment_loads(self, user_ids: list[str]) -> dict[str, tuple[int, datetime | None]]:
+        """For each user: (how many projects not closed they are assigned to, when they were last assigned)."""
+
+    @abc.abstractmethod
+    async def claim_delivery(self, source: str, delivery_id: str, result: str, at: datetime) -> str | None:
+        """Record a webhook delivery id with its result, atomically. None if new; the stored result if seen before."""
+
+    # audit ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def append_audit(self, entry: AuditEntry) -> None: ...
+
+    @abc.abstractmethod
+    async def list_audit(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor_id: str | None = None,
+        room_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Newest first; `since` inclusive, `until` exclusive."""
+
+    # expert desk ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_expert_session(self, session: ExpertSession) -> ExpertSession: ...
+
+    @abc.abstractmethod
+    async def get_expert_session(self, room_id: str) -> ExpertSession | None: ...
+
+    @abc.abstractmethod
+    async def list_expert_sessions(
+        self,
+        *,
+        status: str | None = None,
+        product: str | None = None,
+        expert_id: str | None = None,
+        client_id: str | None = None,
+    ) -> list[ExpertSession]:
+        """Oldest request first (the queue order)."""
+
+    @abc.abstractmethod
+    async def assign_expert_session(self, room_id: str, candidate_ids: list[str], at: datetime) -> str | None:
+        """Atomically give a queued session to the least-busy active candidate below their `max_sessions`
+        (ties: the one assigned longest ago, never-assigned first). Returns the expert id, or None if the
+        session is not queued or no candidate has room. Never exceeds a limit, never assigns a session twice."""
+
+    @abc.abstractmethod
+    async def update_expert_session(
+        self,
+        room_id: str,
+        *,
+        expected_status: str,
+        status: str | None = None,
+        product: str | None = None,
+        expert_id: str | None = None,
+        clear_expert: bool = False,
+        closed_at: datetime | None = None,
+    ) -> ExpertSession | None:
+        """Change a session only if its status is `expected_status` (compare-and-set); None otherwise."""
+
+    @abc.abstractmethod
+    async def rate_expert_session(self, room_id: str, client_id: str, rating: int, comment: str | None) -> bool:
+        """Store the client's rating of a closed session, once. False if not theirs, not closed, or rated."""
+
     # rooms and members ---------------------------------------------------------------------------
     @abc.abstractmethod
     async def create_room(self, room: Room) -> Room: ...
 
     @abc.abstractmethod
     async def get_room(self, room_id: str) -> Room | None: ...
+
+    @abc.abstractmethod
+    async def update_room(
+        self, room_id: str, *, title: str | None = None, read_only: bool | None = None
+    ) -> Room | None: ...
 
     @abc.abstractmethod
     async def add_member(self, membership: Membership) -> bool:
@@ -142,6 +242,10 @@ class Store(abc.ABC):
         internal: bool = False,
     ) -> tuple[Message, bool]:
         """Store a message with the room's next seq. Returns (message, created)."""
+
+    @abc.abstractmethod
+    async def find_message(self, room_id: str, sender_id: str, client_msg_id: str) -> Message | None:
+        """The message a sender already stored under this client_msg_id in this room, if any."""
 
     @abc.abstractmethod
     async def get_message(self, message_id: str) -> Message | None: ...

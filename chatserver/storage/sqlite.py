@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from ..models import Membership, Message, Project, Room, RoomSummary, User
+from ..models import AuditEntry, ExpertSession, Membership, Message, Project, Room, RoomSummary, Stage, User
 from .base import DuplicateKey, Revision, Store
 
 _MIGRATIONS: list[str] = [
@@ -85,6 +85,56 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX message_revisions_by_message ON message_revisions(message_id);
     """,
+    # version 2: projects from the service platform, staffing, the expert desk, the audit log
+    """
+    ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN skills TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE users ADD COLUMN duty TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE users ADD COLUMN max_sessions INTEGER NOT NULL DEFAULT 3;
+    ALTER TABLE projects ADD COLUMN room_id TEXT;
+    ALTER TABLE projects ADD COLUMN unstaffed TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE assignments (
+        project_id TEXT NOT NULL REFERENCES projects(id),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        role TEXT NOT NULL,
+        assigned_at TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_id, role)
+    );
+    CREATE INDEX assignments_by_user ON assignments(user_id);
+    CREATE TABLE deliveries (
+        source TEXT NOT NULL,
+        delivery_id TEXT NOT NULL,
+        result TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (source, delivery_id)
+    );
+    CREATE TABLE expert_sessions (
+        room_id TEXT PRIMARY KEY REFERENCES rooms(id),
+        client_id TEXT NOT NULL REFERENCES users(id),
+        product TEXT NOT NULL,
+        status TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        expert_id TEXT REFERENCES users(id),
+        assigned_at TEXT,
+        closed_at TEXT,
+        rating INTEGER,
+        comment TEXT
+    );
+    CREATE INDEX expert_sessions_by_status ON expert_sessions(status, product, requested_at);
+    CREATE INDEX expert_sessions_by_expert ON expert_sessions(expert_id, status);
+    CREATE TABLE audit_log (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor_id TEXT,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        room_id TEXT,
+        target_id TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_time ON audit_log(at);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -114,6 +164,10 @@ def _user(row: sqlite3.Row) -> User:
         roles=json.loads(row["roles"]),
         active=bool(row["active"]),
         created_at=_dt(row["created_at"]) or datetime.now(UTC),
+        email=row["email"],
+        skills=json.loads(row["skills"]),
+        duty=json.loads(row["duty"]),
+        max_sessions=row["max_sessions"],
     )
 
 
@@ -126,6 +180,24 @@ def _project(row: sqlite3.Row) -> Project:
         products=json.loads(row["products"]),
         stage=row["stage"],
         created_at=_dt(row["created_at"]) or datetime.now(UTC),
+        room_id=row["room_id"],
+        unstaffed=json.loads(row["unstaffed"]),
+    )
+
+
+def _session(row: sqlite3.Row) -> ExpertSession:
+    return ExpertSession(
+        room_id=row["room_id"],
+        client_id=row["client_id"],
+        product=row["product"],
+        status=row["status"],
+        requested_at=_dt(row["requested_at"]) or datetime.now(UTC),
+        requested_by=row["requested_by"],
+        expert_id=row["expert_id"],
+        assigned_at=_dt(row["assigned_at"]),
+        closed_at=_dt(row["closed_at"]),
+        rating=row["rating"],
+        comment=row["comment"],
     )
 
 
@@ -272,8 +344,8 @@ class SQLiteStore(Store):
         try:
             async with self._transaction() as tx:
                 await tx.execute(
-                    "INSERT INTO users (id, username, name, org, kind, roles, active, password_hash, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO users (id, username, name, org, kind, roles, active, password_hash, created_at,"
+                    " email, skills, duty, max_sessions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         user.id,
                         user.username,
@@ -284,6 +356,10 @@ class SQLiteStore(Store):
                         int(user.active),
                         password_hash,
                         _ts(user.created_at),
+                        user.email,
+                        json.dumps(user.skills, ensure_ascii=False),
+                        json.dumps(user.duty, ensure_ascii=False),
+                        user.max_sessions,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -316,16 +392,26 @@ class SQLiteStore(Store):
         org: str | None = None,
         roles: list[str] | None = None,
         active: bool | None = None,
+        email: str | None = None,
+        skills: list[str] | None = None,
+        duty: list[str] | None = None,
+        max_sessions: int | None = None,
     ) -> User | None:
-        changes: dict[str, Any] = {}
-        if name is not None:
-            changes["name"] = name
-        if org is not None:
-            changes["org"] = org
-        if roles is not None:
-            changes["roles"] = json.dumps(roles)
-        if active is not None:
-            changes["active"] = int(active)
+        given = {
+            "name": name,
+            "org": org,
+            "roles": roles,
+            "active": active,
+            "email": email,
+            "skills": skills,
+            "duty": duty,
+            "max_sessions": max_sessions,
+        }
+        changes = {
+            column: json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
+            for column, value in given.items()
+            if value is not None
+        }
         if changes:
             assignments = ", ".join(f"{column} = ?" for column in changes)
             async with self._transaction() as tx:
@@ -349,8 +435,8 @@ class SQLiteStore(Store):
         try:
             async with self._transaction() as tx:
                 await tx.execute(
-                    "INSERT INTO projects (id, external_id, name, client_org, products, stage, created_at)"
-                    " VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO projects (id, external_id, name, client_org, products, stage, created_at,"
+                    " room_id, unstaffed) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         project.id,
                         project.external_id,
@@ -359,6 +445,8 @@ class SQLiteStore(Store):
                         json.dumps(project.products, ensure_ascii=False),
                         project.stage,
                         _ts(project.created_at),
+                        project.room_id,
+                        json.dumps(project.unstaffed),
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -372,6 +460,252 @@ class SQLiteStore(Store):
         rows = await self._fetchall(f"SELECT * FROM projects WHERE id IN ({_placeholders(ids)})", ids)
         return {row["id"]: _project(row) for row in rows}
 
+    async def get_project_by_external_id(self, external_id: str) -> Project | None:
+        row = await self._fetchone("SELECT * FROM projects WHERE external_id = ?", (external_id,))
+        return _project(row) if row else None
+
+    async def list_projects(self) -> list[Project]:
+        return [_project(row) for row in await self._fetchall("SELECT * FROM projects ORDER BY created_at, id")]
+
+    async def update_project(
+        self,
+        project_id: str,
+        *,
+        stage: Stage | None = None,
+        room_id: str | None = None,
+        unstaffed: list[str] | None = None,
+        expected_stage: Stage | None = None,
+    ) -> Project | None:
+        given = {
+            "stage": stage,
+            "room_id": room_id,
+            "unstaffed": json.dumps(unstaffed) if unstaffed is not None else None,
+        }
+        changes = {column: value for column, value in given.items() if value is not None}
+        async with self._transaction() as tx:
+            if changes:
+                where, params = "id = ?", [project_id]
+                if expected_stage is not None:
+                    where, params = "id = ? AND stage = ?", [project_id, expected_stage]
+                cur = await tx.execute(
+                    f"UPDATE projects SET {', '.join(f'{c} = ?' for c in changes)} WHERE {where}",
+                    (*changes.values(), *params),
+                )
+                if cur.rowcount == 0:
+                    return None
+        projects = await self.get_projects([project_id])
+        return projects.get(project_id)
+
+    async def record_assignment(self, project_id: str, user_id: str, role: str, at: datetime) -> None:
+        async with self._transaction() as tx:
+            await tx.execute(
+                "INSERT OR REPLACE INTO assignments (project_id, user_id, role, assigned_at) VALUES (?,?,?,?)",
+                (project_id, user_id, role, _ts(at)),
+            )
+
+    async def assignment_loads(self, user_ids: list[str]) -> dict[str, tuple[int, datetime | None]]:
+        ids = list(dict.fromkeys(user_ids))
+        loads: dict[str, tuple[int, datetime | None]] = {uid: (0, None) for uid in ids}
+        if not ids:
+            return loads
+        rows = await self._fetchall(
+            "SELECT a.user_id, SUM(CASE WHEN p.stage != 'closed' THEN 1 ELSE 0 END) AS open_count,"
+            " MAX(a.assigned_at) AS last_at FROM assignments a JOIN projects p ON p.id = a.project_id"
+            f" WHERE a.user_id IN ({_placeholders(ids)}) GROUP BY a.user_id",
+            ids,
+        )
+        for row in rows:
+            loads[row["user_id"]] = (int(row["open_count"] or 0), _dt(row["last_at"]))
+        return loads
+
+    async def claim_delivery(self, source: str, delivery_id: str, result: str, at: datetime) -> str | None:
+        async with self._transaction() as tx:
+            async with tx.execute(
+                "SELECT result FROM deliveries WHERE source = ? AND delivery_id = ?", (source, delivery_id)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return str(row[0])
+            await tx.execute(
+                "INSERT INTO deliveries (source, delivery_id, result, received_at) VALUES (?,?,?,?)",
+                (source, delivery_id, result, _ts(at)),
+            )
+        return None
+
+    # audit ---------------------------------------------------------------------------------------
+    async def append_audit(self, entry: AuditEntry) -> None:
+        async with self._transaction() as tx:
+            await tx.execute(
+                "INSERT INTO audit_log (id, at, actor_id, action, outcome, room_id, target_id, detail)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    entry.id,
+                    _ts(entry.at),
+                    entry.actor_id,
+                    entry.action,
+                    entry.outcome,
+                    entry.room_id,
+                    entry.target_id,
+                    json.dumps(entry.detail, ensure_ascii=False),
+                ),
+            )
+
+    async def list_audit(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor_id: str | None = None,
+        room_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        where, params = ["1 = 1"], []
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_ts(since))
+        if until is not None:
+            where.append("at < ?")
+            params.append(_ts(until))
+        if actor_id is not None:
+            where.append("actor_id = ?")
+            params.append(actor_id)
+        if room_id is not None:
+            where.append("room_id = ?")
+            params.append(room_id)
+        rows = await self._fetchall(
+            f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY at DESC, rowid DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            AuditEntry(
+                id=row["id"],
+                at=_dt(row["at"]) or datetime.now(UTC),
+                actor_id=row["actor_id"],
+                action=row["action"],
+                outcome=row["outcome"],
+                room_id=row["room_id"],
+                target_id=row["target_id"],
+                detail=json.loads(row["detail"]),
+            )
+            for row in rows
+        ]
+
+    # expert desk ---------------------------------------------------------------------------------
+    async def create_expert_session(self, session: ExpertSession) -> ExpertSession:
+        async with self._transaction() as tx:
+            await tx.execute(
+                "INSERT INTO expert_sessions (room_id, client_id, product, status, requested_at, requested_by)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    session.room_id,
+                    session.client_id,
+                    session.product,
+                    session.status,
+                    _ts(session.requested_at),
+                    session.requested_by,
+                ),
+            )
+        return session
+
+    async def get_expert_session(self, room_id: str) -> ExpertSession | None:
+        row = await self._fetchone("SELECT * FROM expert_sessions WHERE room_id = ?", (room_id,))
+        return _session(row) if row else None
+
+    async def list_expert_sessions(
+        self,
+        *,
+        status: str | None = None,
+        product: str | None = None,
+        expert_id: str | None = None,
+        client_id: str | None = None,
+    ) -> list[ExpertSession]:
+        where, params = ["1 = 1"], []
+        for column, value in (
+            ("status", status),
+            ("product", product),
+            ("expert_id", expert_id),
+            ("client_id", client_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        rows = await self._fetchall(
+            f"SELECT * FROM expert_sessions WHERE {' AND '.join(where)} ORDER BY requested_at, rowid", params
+        )
+        return [_session(row) for row in rows]
+
+    async def assign_expert_session(self, room_id: str, candidate_ids: list[str], at: datetime) -> str | None:
+        ids = list(dict.fromkeys(candidate_ids))
+        if not ids:
+            return None
+        async with self._transaction() as tx:
+            async with tx.execute("SELECT status FROM expert_sessions WHERE room_id = ?", (room_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None or row[0] != "queued":
+                return None
+            async with tx.execute(
+                "SELECT u.id FROM users u"
+                " LEFT JOIN expert_sessions s ON s.expert_id = u.id AND s.status = 'active'"
+                f" WHERE u.id IN ({_placeholders(ids)}) AND u.active = 1"
+                " GROUP BY u.id HAVING COUNT(s.room_id) < u.max_sessions"
+                " ORDER BY COUNT(s.room_id),"
+                " (SELECT MAX(assigned_at) FROM expert_sessions WHERE expert_id = u.id) IS NOT NULL,"
+                " (SELECT MAX(assigned_at) FROM expert_sessions WHERE expert_id = u.id), u.id"
+                " LIMIT 1",
+                ids,
+            ) as cur:
+                chosen = await cur.fetchone()
+            if chosen is None:
+                return None
+            expert_id = str(chosen[0])
+            await tx.execute(
+                "UPDATE expert_sessions SET status = 'active', expert_id = ?, assigned_at = ? WHERE room_id = ?",
+                (expert_id, _ts(at), room_id),
+            )
+        return expert_id
+
+    async def update_expert_session(
+        self,
+        room_id: str,
+        *,
+        expected_status: str,
+        status: str | None = None,
+        product: str | None = None,
+        expert_id: str | None = None,
+        clear_expert: bool = False,
+        closed_at: datetime | None = None,
+    ) -> ExpertSession | None:
+        changes: dict[str, Any] = {}
+        if status is not None:
+            changes["status"] = status
+        if product is not None:
+            changes["product"] = product
+        if expert_id is not None:
+            changes["expert_id"] = expert_id
+            changes["assigned_at"] = _ts(datetime.now(UTC))
+        if clear_expert:
+            changes["expert_id"] = None
+            changes["assigned_at"] = None
+        if closed_at is not None:
+            changes["closed_at"] = _ts(closed_at)
+        async with self._transaction() as tx:
+            cur = await tx.execute(
+                f"UPDATE expert_sessions SET {', '.join(f'{c} = ?' for c in changes)} WHERE room_id = ? AND status = ?",
+                (*changes.values(), room_id, expected_status),
+            )
+            if cur.rowcount == 0:
+                return None
+        return await self.get_expert_session(room_id)
+
+    async def rate_expert_session(self, room_id: str, client_id: str, rating: int, comment: str | None) -> bool:
+        async with self._transaction() as tx:
+            cur = await tx.execute(
+                "UPDATE expert_sessions SET rating = ?, comment = ?"
+                " WHERE room_id = ? AND client_id = ? AND status = 'closed' AND rating IS NULL",
+                (rating, comment, room_id, client_id),
+            )
+            return cur.rowcount > 0
+
     # rooms and members ---------------------------------------------------------------------------
     async def create_room(self, room: Room) -> Room:
         async with self._transaction() as tx:
@@ -382,6 +716,19 @@ class SQLiteStore(Store):
             )
         room.last_seq = 0
         return room
+
+    async def update_room(
+        self, room_id: str, *, title: str | None = None, read_only: bool | None = None
+    ) -> Room | None:
+        given = {"title": title, "read_only": int(read_only) if read_only is not None else None}
+        changes = {column: value for column, value in given.items() if value is not None}
+        if changes:
+            async with self._transaction() as tx:
+                await tx.execute(
+                    f"UPDATE rooms SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
+                    (*changes.values(), room_id),
+                )
+        return await self.get_room(room_id)
 
     async def get_room(self, room_id: str) -> Room | None:
         row = await self._fetchone("SELECT * FROM rooms WHERE id = ?", (room_id,))
@@ -502,8 +849,7 @@ class SQLiteStore(Store):
     ) -> tuple[Message, bool]:
         async with self._transaction() as tx:
             async with tx.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
-                " WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
                 (room_id, sender_id, client_msg_id),
             ) as cur:
                 existing = await cur.fetchone()
@@ -533,6 +879,13 @@ class SQLiteStore(Store):
         )
         return message, True
 
+    async def find_message(self, room_id: str, sender_id: str, client_msg_id: str) -> Message | None:
+        row = await self._fetchone(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
+            (room_id, sender_id, client_msg_id),
+        )
+        return _message(tuple(row)) if row else None
+
     async def get_message(self, message_id: str) -> Message | None:
         row = await self._fetchone(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",
@@ -561,8 +914,7 @@ class SQLiteStore(Store):
             where.append("internal = 0")
         order = "ASC" if after_seq is not None else "DESC"
         rows = await self._fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(where)}"
-            f" ORDER BY seq {order} LIMIT ?",
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?",
             (*params, limit + 1),
         )
         has_more = len(rows) > limit

@@ -1,0 +1,249 @@
+"""Delivery projects: registered by the service platform, moved through their stages, staffed automatically."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import Forbidden, InvalidPayload, InvalidStageMove, NotFound
+from ..events import RoomUpdated
+from ..models import NEXT_STAGE, STAGES, Project, Stage, User, new_id, utcnow
+from ..schemas import PlatformPerson, PlatformProject
+from ..services import Services
+from ..storage import DuplicateKey
+from . import accounts, audit, rooms
+
+STAGE_NAMES = {"presales": "售前", "implementation": "售中", "aftersales": "售后", "closed": "结项"}
+ROLE_NAMES = {
+    "account_manager": "客户经理",
+    "solution_expert": "方案专家",
+    "service_specialist": "服务专员",
+    "developer": "研发人员",
+    "after_sales": "售后值班",
+}
+_PLATFORM = "platform"
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+async def register_project(services: Services, payload: PlatformProject, *, delivery_id: str) -> tuple[Project, bool]:
+    """Create a project, its room and its people from the platform's payload. Returns (project, created).
+
+    Idempotent: a repeated delivery id, or an external id that exists, answers with the existing project."""
+    people = await _resolve_people(services, payload)
+    seen = await services.store.claim_delivery(_PLATFORM, delivery_id, payload.external_id, utcnow())
+    existing = await services.store.get_project_by_external_id(seen or payload.external_id)
+    if existing is not None:
+        return existing, False
+
+    project = Project(
+        id=new_id("p"),
+        external_id=payload.external_id,
+        name=payload.name,
+        client_org=payload.client_org,
+        products=list(dict.fromkeys(payload.products)),
+        stage="presales",
+    )
+    try:
+        await services.store.create_project(project)
+    except DuplicateKey:  # registered by a concurrent delivery a moment ago
+        raced = await services.store.get_project_by_external_id(payload.external_id)
+        if raced is None:
+            raise
+        return raced, False
+    await audit.record(
+        services,
+        "project_created",
+        actor_id=None,
+        target_id=project.id,
+        external_id=project.external_id,
+        delivery_id=delivery_id,
+    )
+    for person, user in people:
+        await _create_missing(services, person, user)
+    members = [(user.id, person.role) for person, user in people]
+    room = await rooms.create_room(
+        services,
+        kind="project",
+        title=f"{payload.client_org} · {payload.name}",
+        project_id=project.id,
+        members=members,
+    )
+    for person, user in people:
+        if user.is_staff:
+            await services.store.record_assignment(project.id, user.id, person.role, utcnow())
+    updated = await services.store.update_project(project.id, room_id=room.id)
+    project = updated or project
+    await rooms.post_system_message(services, room.id, f"项目已登记，当前阶段：{STAGE_NAMES['presales']}。")
+    for stage in STAGES[1 : STAGES.index(payload.stage) + 1]:  # registered in a later stage: walk up to it
+        project = await _move(services, project, stage)
+    return project, True
+
+
+async def change_stage(services: Services, external_id: str, stage: Stage, *, delivery_id: str) -> tuple[Project, bool]:
+    """Move a project one step along presales → implementation → aftersales → closed. Returns (project, moved).
+
+    A repeated delivery id, or a move to the stage the project is already in, changes nothing."""
+    project = await services.store.get_project_by_external_id(external_id)
+    if project is None:
+        raise NotFound("project not found")
+    seen = await services.store.claim_delivery(_PLATFORM, delivery_id, f"stage:{external_id}:{stage}", utcnow())
+    if seen is not None or project.stage == stage:
+        return project, False
+    if NEXT_STAGE.get(project.stage) != stage:
+        await audit.record(
+            services,
+            "stage_changed",
+            actor_id=None,
+            outcome="failure",
+            room_id=project.room_id,
+            target_id=project.id,
+            stage_from=project.stage,
+            stage_to=stage,
+        )
+        raise InvalidStageMove(f"a project in {project.stage} cannot move to {stage}")
+    return await _move(services, project, stage), True
+
+
+async def _move(services: Services, project: Project, stage: Stage) -> Project:
+    moved = await services.store.update_project(project.id, stage=stage, expected_stage=project.stage)
+    if moved is None:
+        raise InvalidStageMove("the project's stage changed meanwhile; retry")
+    await audit.record(
+        services,
+        "stage_changed",
+        actor_id=None,
+        room_id=moved.room_id,
+        target_id=moved.id,
+        stage_from=project.stage,
+        stage_to=stage,
+    )
+    if moved.room_id:
+        await rooms.post_system_message(
+            services, moved.room_id, f"项目阶段变更：{STAGE_NAMES[project.stage]} → {STAGE_NAMES[stage]}。"
+        )
+    if stage == "implementation":
+        for role in ("service_specialist", "developer"):
+            moved = await _assign_one(services, moved, role)
+    elif stage == "aftersales":
+        moved = await _add_duty_staff(services, moved)
+    if moved.room_id:
+        if stage == "closed":
+            await rooms.set_read_only(services, moved.room_id, True)
+        else:
+            await services.bus.publish(RoomUpdated(room_id=moved.room_id))
+    return moved
+
+
+async def _assign_one(services: Services, project: Project, role: str) -> Project:
+    """Give the project one person in `role`: among active staff with that role and a skill in one of its
+    products, the one with the fewest open projects; ties go to the one assigned longest ago."""
+    assert project.room_id is not None
+    members = await services.store.list_members(project.room_id)
+    if any(m.role == role for m in members):
+        return project
+    candidates = [
+        u
+        for u in await services.store.list_users()
+        if u.active and u.is_staff and role in u.roles and set(u.skills) & set(project.products)
+    ]
+    if not candidates:
+        return await _unstaffed(services, project, role)
+    loads = await services.store.assignment_loads([u.id for u in candidates])
+    chosen = min(candidates, key=lambda u: (loads[u.id][0], loads[u.id][1] or _NEVER, u.id))
+    await rooms.add_member(services, room_id=project.room_id, user_id=chosen.id, role=role)
+    await services.store.record_assignment(project.id, chosen.id, role, utcnow())
+    await rooms.post_system_message(services, project.room_id, f"已自动分配{ROLE_NAMES[role]}：{chosen.name}。")
+    return project
+
+
+async def _add_duty_staff(services: Services, project: Project) -> Project:
+    assert project.room_id is not None
+    on_duty = [
+        u
+        for u in await services.store.list_users()
+        if u.active and u.is_staff and "after_sales" in u.roles and set(u.duty) & set(project.products)
+    ]
+    if not on_duty:
+        return await _unstaffed(services, project, "after_sales")
+    for user in on_duty:
+        await rooms.add_member(services, room_id=project.room_id, user_id=user.id, role="after_sales")
+        await services.store.record_assignment(project.id, user.id, "after_sales", utcnow())
+    names = "、".join(u.name for u in on_duty)
+    await rooms.post_system_message(services, project.room_id, f"售后值班人员已加入：{names}。")
+    return project
+
+
+async def _unstaffed(services: Services, project: Project, role: str) -> Project:
+    unstaffed = list(dict.fromkeys([*project.unstaffed, role]))
+    updated = await services.store.update_project(project.id, unstaffed=unstaffed) or project
+    if project.room_id:
+        await rooms.post_system_message(
+            services, project.room_id, f"暂无可分配的{ROLE_NAMES[role]}（无人具备本项目产品技能），已提交管理员处理。"
+        )
+    await audit.record(
+        services,
+        "staffing_failed",
+        actor_id=None,
+        outcome="failure",
+        room_id=project.room_id,
+        target_id=project.id,
+        role=role,
+    )
+    return updated
+
+
+async def _resolve_people(services: Services, payload: PlatformProject) -> list[tuple[PlatformPerson, User]]:
+    """Each person in the payload with the user they are: existing (checked) or to be created (not stored yet)."""
+    resolved: list[tuple[PlatformPerson, User]] = []
+    seen: set[str] = set()
+    for index, person in enumerate(payload.people):
+        if person.username in seen:
+            raise InvalidPayload(f"people.{index}: {person.username} is listed twice")
+        seen.add(person.username)
+        is_client = person.role == "client_contact"
+        user = await services.store.get_user_by_username(person.username)
+        if user is None:
+            user = User(
+                id="",
+                username=person.username,
+                name=person.name,
+                org=payload.client_org if is_client else (person.org or services.settings.bank_org),
+                kind="client" if is_client else "staff",
+                roles=["client_member"] if is_client else [person.role],
+                email=person.email,
+            )
+        elif is_client != (user.kind == "client") or user.kind == "bot":
+            raise InvalidPayload(
+                f"people.{index}: {person.username} is not a {'client' if is_client else 'staff'} user"
+            )
+        elif is_client and user.org != payload.client_org:
+            raise InvalidPayload(f"people.{index}: {person.username} belongs to another company")
+        resolved.append((person, user))
+    return resolved
+
+
+async def _create_missing(services: Services, person: PlatformPerson, user: User) -> None:
+    if user.id:
+        return
+    created = await accounts.create_user(
+        services,
+        None,
+        username=user.username,
+        name=user.name,
+        org=user.org,
+        kind=user.kind,
+        roles=user.roles,
+        email=user.email,
+    )
+    user.id = created.id
+
+
+async def list_projects(services: Services, user: User) -> list[dict[str, Any]]:
+    """The staff board: the projects whose rooms the user is in (an admin: every project)."""
+    if not user.is_staff:
+        raise Forbidden("the project board is for bank staff")
+    projects = await services.store.list_projects()
+    if not user.is_admin:
+        mine = {m.room_id for m in await services.store.list_memberships(user.id)}
+        projects = [p for p in projects if p.room_id in mine]
+    return [p.to_wire() for p in projects]

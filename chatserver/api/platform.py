@@ -1,0 +1,53 @@
+"""Routes the bank's service-management platform calls, signed with the shared secret (see signing.py)."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from ..actions import projects
+from ..errors import InvalidPayload
+from ..schemas import PlatformProject, StageChange, parse
+from ..signing import verify
+from .middleware import SERVICES
+
+_MAX_BODY = 256 * 1024
+
+
+async def _signed_json(request: web.Request) -> tuple[object, str]:
+    """The body, parsed, and the delivery id, once the signature over the raw bytes checks out."""
+    body = await request.content.read(_MAX_BODY + 1)
+    if len(body) > _MAX_BODY:
+        raise InvalidPayload("the body is too large")
+    delivery_id = verify(request.app[SERVICES].settings.platform_secret, dict(request.headers), body)
+    try:
+        return json.loads(body), delivery_id
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidPayload("the body is not valid JSON") from exc
+
+
+async def register_project(request: web.Request) -> web.Response:
+    raw, delivery_id = await _signed_json(request)
+    payload = parse(PlatformProject, raw)
+    project, created = await projects.register_project(request.app[SERVICES], payload, delivery_id=delivery_id)
+    return web.json_response(
+        {"ok": True, "created": created, "project": project.to_wire()}, status=201 if created else 200
+    )
+
+
+async def change_stage(request: web.Request) -> web.Response:
+    raw, delivery_id = await _signed_json(request)
+    payload = parse(StageChange, raw)
+    project, moved = await projects.change_stage(
+        request.app[SERVICES],
+        request.match_info["external_id"],
+        payload.stage,  # type: ignore[arg-type]
+        delivery_id=delivery_id,
+    )
+    return web.json_response({"ok": True, "moved": moved, "project": project.to_wire()})
+
+
+def add_platform_routes(app: web.Application) -> None:
+    app.router.add_post("/api/integrations/platform/projects", register_project)
+    app.router.add_post("/api/integrations/platform/projects/{external_id}/stage", change_stage)
