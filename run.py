@@ -136,7 +136,7 @@ async def _serve(settings: Settings) -> None:
 
     configure_logging(settings.log_level)
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,13 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    user_id: str
+    issued_at: float  # Unix seconds
+    expires_at: int
+
+
 class Tokens:
     def __init__(self, settings: Settings, secret: str) -> None:
         self._secret = secret
@@ -48,15 +56,15 @@ class Tokens:
         issued = now or datetime.now(UTC)
         claims = {
             "sub": user_id,
-            "iat": issued,
+            "iat": round(issued.timestamp(), 6),  # a NumericDate may be fractional: revocation is exact
             "exp": issued + self._ttl,
             "iss": self._issuer,
             "aud": self._audience,
         }
         return jwt.encode(claims, self._secret, algorithm=self._algorithm)
 
-    def verify(self, token: object) -> str:
-        """The user id the token names; Unauthorized for anything else."""
+    def verify(self, token: object) -> VerifiedToken:
+        """Who the token names and when it was issued and expires; Unauthorized for anything else."""
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise Unauthorized("a valid token is required")
         try:
@@ -76,7 +84,7 @@ class Tokens:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise Unauthorized("the token is not valid")
-        return subject
+        return VerifiedToken(user_id=subject, issued_at=float(claims["iat"]), expires_at=int(claims["exp"]))
 
 
 class Passwords:

@@ -47,6 +47,7 @@ class User:
     skills: list[str] = field(default_factory=list)  # products this person is skilled in (staff)
     duty: list[str] = field(default_factory=list)  # products this person is on after-sales duty for
     max_sessions: int = 3  # concurrent expert sessions this person takes
+    tokens_after: datetime | None = None  # tokens issued before this (a password change, a disable) are void
 
     @property
     def is_staff(self) -> bool:

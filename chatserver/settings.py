@@ -52,6 +52,8 @@ class Settings(BaseModel):
     bank_org: str = "云帆银行交易银行部"  # the organisation of staff created from the platform's payloads
     products: list[str] = Field(default_factory=lambda: ["银企直连", "司库"])  # products experts can be asked about
 
+    rate_login_per_minute: int = Field(10, ge=1)  # sign-in attempts per username
+
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     log_level: str = "INFO"
 

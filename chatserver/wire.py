@@ -23,7 +23,6 @@ def room_wire(room: Room, project: Project | None) -> dict[str, Any]:
         "title": room.title,
         "project": project.to_wire() if project else None,
         "read_only": room.read_only,
-        "last_seq": room.last_seq,
     }
 
 
@@ -34,6 +33,8 @@ async def summaries_wire(store: Store, summaries: list[RoomSummary]) -> list[dic
     return [
         {
             **room_wire(s.room, projects.get(s.room.project_id or "")),
+            # The last seq this user can see: internal notes are not counted for clients.
+            "last_seq": s.last_message.seq if s.last_message else 0,
             "my_role": s.membership.role,
             "last_read_seq": s.membership.last_read_seq,
             "unread": s.unread,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 
+from ..auth import VerifiedToken
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, Unauthorized
 from ..events import UserDisabled, UserUpdated
-from ..models import CLIENT_ROLES, STAFF_ROLES, User, UserKind, new_id
+from ..models import CLIENT_ROLES, STAFF_ROLES, User, UserKind, new_id, utcnow
 from ..services import Services
 from ..storage import DuplicateKey
-from . import audit
+from . import audit, experts
 
 log = logging.getLogger("chatserver.accounts")
 
@@ -17,7 +19,10 @@ _BAD_LOGIN = "wrong username or password"
 
 
 async def login(services: Services, *, username: str, password: str) -> tuple[str, User]:
-    """A token for the user; Unauthorized alike for unknown users, wrong passwords and disabled users."""
+    """A token for the user; Unauthorized alike for unknown users, wrong passwords and disabled users.
+
+    Attempts are limited per username (RateLimited), so one account's password cannot be guessed quickly."""
+    services.login_limiter.check(username.casefold()[:64])
     user = await services.store.get_user_by_username(username)
     password_hash = await services.store.get_password_hash(user.id) if user else None
     ok = await services.passwords.verify(password_hash, password)
@@ -32,10 +37,22 @@ async def login(services: Services, *, username: str, password: str) -> tuple[st
     return services.tokens.issue(user.id), user
 
 
-async def authenticate(services: Services, token: object) -> User:
-    """The active user a token names, or Unauthorized."""
-    user_id = services.tokens.verify(token)
-    return await active_user(services, user_id)
+async def authenticate(services: Services, token: object) -> tuple[User, VerifiedToken]:
+    """The active user a token names, or Unauthorized. Tokens issued before the user's password was changed or
+    before they were disabled or enabled (`tokens_after`) no longer count."""
+    verified = services.tokens.verify(token)
+    return await token_user(services, verified), verified
+
+
+async def token_user(services: Services, verified: VerifiedToken) -> User:
+    """The user of a verified token, checked again now: not expired, not revoked, still active.
+    Sockets call this on every event, so a token's end or a disable ends what it opened."""
+    if time.time() > verified.expires_at:
+        raise Unauthorized("the token has expired; sign in again")
+    user = await active_user(services, verified.user_id)
+    if user.tokens_after is not None and verified.issued_at < user.tokens_after.timestamp():
+        raise Unauthorized("the token was revoked; sign in again")
+    return user
 
 
 async def active_user(services: Services, user_id: str) -> User:
@@ -118,9 +135,10 @@ async def update_user(
         roles = _check_roles(current.kind, roles)
     if actor is not None and actor.id == user_id and (active is False or (roles is not None and "admin" not in roles)):
         raise Forbidden("an admin cannot disable themselves or drop their own admin role")
-    password_hash = await services.passwords.hash(password) if password else None
     if (skills is not None or duty is not None or max_sessions is not None) and current.kind != "staff":
         raise InvalidPayload("skills, duty and max_sessions are for bank staff only")
+    password_hash = await services.passwords.hash(password) if password else None
+    revoke = password_hash is not None or (active is not None and active != current.active)
     user = await services.store.update_user(
         user_id,
         name=name,
@@ -131,6 +149,7 @@ async def update_user(
         skills=skills,
         duty=duty,
         max_sessions=max_sessions,
+        tokens_after=utcnow() if revoke else None,
     )
     if user is None:
         raise NotFound("user not found")
@@ -157,6 +176,8 @@ async def update_user(
     )
     log.info("user updated", extra={"user_id": user_id, "actor_id": actor.id if actor else "cli"})
     await services.bus.publish(UserUpdated(user=user))
+    if skills is not None or max_sessions is not None or roles is not None:
+        await experts.dispatch_for_expert(services, user)  # more room or new skills: serve who is waiting
     if current.active and not user.active:
         await services.bus.publish(UserDisabled(user_id=user_id))
     return user

@@ -38,26 +38,29 @@ async def request_expert(
         raise InvalidPayload(f"product: not one of {', '.join(services.settings.products)}")
     text = check_text(services, text)
     client = await _client_for(services, user, for_client_id)
-    for session in await services.store.list_expert_sessions(client_id=client.id, product=product):
-        if session.status != "closed":  # one open session per client and product; asking again finds it
-            return await session_view(services, session)
+    # Under the desk's lock: two requests of one client at once (two tabs) must not open two sessions, and
+    # the question is in the room before any dispatcher can see the session and bring an expert in.
+    async with services.expert_desk_lock:
+        for open_session in await services.store.list_expert_sessions(client_id=client.id, product=product):
+            if open_session.status != "closed":  # one open session per client and product; asking again finds it
+                return await session_view(services, open_session)
 
-    room = await rooms.create_room(
-        services, kind="expert", title=f"{product} 专家咨询 · {client.name}", members=[(client.id, "client")]
-    )
-    if user.id != client.id:
-        await rooms.add_member(services, room_id=room.id, user_id=user.id, role="requester", actor_id=user.id)
-    session = await services.store.create_expert_session(
-        ExpertSession(
-            room_id=room.id,
-            client_id=client.id,
-            product=product,
-            status="queued",
-            requested_at=utcnow(),
-            requested_by=user.id,
+        room = await rooms.create_room(
+            services, kind="expert", title=f"{product} 专家咨询 · {client.name}", members=[(client.id, "client")]
         )
-    )
-    await messages.send_message(services, user, room_id=room.id, text=text, client_msg_id=f"request:{room.id}")
+        if user.id != client.id:
+            await rooms.add_member(services, room_id=room.id, user_id=user.id, role="requester", actor_id=user.id)
+        await messages.send_message(services, user, room_id=room.id, text=text, client_msg_id=f"request:{room.id}")
+        session = await services.store.create_expert_session(
+            ExpertSession(
+                room_id=room.id,
+                client_id=client.id,
+                product=product,
+                status="queued",
+                requested_at=utcnow(),
+                requested_by=user.id,
+            )
+        )
     await audit.record(services, "expert_requested", actor_id=user.id, room_id=room.id, product=product)
     await services.bus.publish(ExpertSessionChanged(session=session))
     await dispatch(services, product)
@@ -152,6 +155,8 @@ async def transfer_session(
         if target is None or not is_expert(target, session.product) or target.id == session.expert_id:
             raise InvalidPayload("to_user_id: not another expert for this product")
     old_expert_id = session.expert_id
+    # An admin may transfer a session without being in its room: their note is then posted for them.
+    in_room = await services.store.get_membership(room_id, user.id) is not None
     async with services.expert_desk_lock:
         requeued = await services.store.update_expert_session(
             room_id, expected_status="active", status="queued", product=product, clear_expert=True
@@ -165,7 +170,7 @@ async def transfer_session(
                 )
                 assert restored is not None
                 raise Forbidden(f"{target.name} has no free session slot")
-    if note.strip():
+    if note.strip() and in_room:
         await messages.send_message(
             services,
             user,
@@ -174,6 +179,8 @@ async def transfer_session(
             client_msg_id=f"transfer:{utcnow().timestamp()}",
             internal=True,
         )
+    elif note.strip():
+        await rooms.post_system_message(services, room_id, f"转接备注（{user.name}）：{note}", internal=True)
     if old_expert_id:
         await rooms.remove_member(services, room_id=room_id, user_id=old_expert_id, actor_id=user.id)
     await audit.record(

@@ -39,6 +39,8 @@ async def send_message(
         original = await services.store.get_message(reply_to)
         if original is None or original.room_id != room_id or not can_see(sender, original):
             raise NotFound("the message replied to is not in this room")
+        if original.internal and not internal:
+            reply_to = None  # a public reply keeps no link to an internal note: clients must not learn of it
     message, created = await services.store.append_message(
         message_id=new_id("m"),
         room_id=room_id,

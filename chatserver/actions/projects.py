@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import Forbidden, InvalidPayload, InvalidStageMove, NotFound
-from ..events import RoomUpdated
-from ..models import NEXT_STAGE, STAGES, Project, Stage, User, new_id, utcnow
+from ..errors import Conflict, Forbidden, InvalidPayload, InvalidStageMove, NotFound
+from ..events import RoomCreated, RoomUpdated
+from ..models import NEXT_STAGE, STAGES, Project, Room, Stage, User, new_id, utcnow
 from ..schemas import PlatformPerson, PlatformProject
 from ..services import Services
 from ..storage import DuplicateKey
@@ -35,6 +35,8 @@ async def register_project(services: Services, payload: PlatformProject, *, deli
     if existing is not None:
         return existing, False
 
+    # The project is stored with the id of its room from the start: a concurrent delivery of the same project
+    # that finds it a moment later answers with a project that has its room, never with `room_id: null`.
     project = Project(
         id=new_id("p"),
         external_id=payload.external_id,
@@ -42,6 +44,7 @@ async def register_project(services: Services, payload: PlatformProject, *, deli
         client_org=payload.client_org,
         products=list(dict.fromkeys(payload.products)),
         stage="presales",
+        room_id=new_id("r"),
     )
     try:
         await services.store.create_project(project)
@@ -60,19 +63,15 @@ async def register_project(services: Services, payload: PlatformProject, *, deli
     )
     for person, user in people:
         await _create_missing(services, person, user)
-    members = [(user.id, person.role) for person, user in people]
-    room = await rooms.create_room(
-        services,
-        kind="project",
-        title=f"{payload.client_org} · {payload.name}",
-        project_id=project.id,
-        members=members,
+    assert project.room_id is not None
+    room = await services.store.create_room(
+        Room(id=project.room_id, kind="project", title=f"{payload.client_org} · {payload.name}", project_id=project.id)
     )
+    await services.bus.publish(RoomCreated(room_id=room.id))
     for person, user in people:
+        await rooms.add_member(services, room_id=room.id, user_id=user.id, role=person.role)
         if user.is_staff:
             await services.store.record_assignment(project.id, user.id, person.role, utcnow())
-    updated = await services.store.update_project(project.id, room_id=room.id)
-    project = updated or project
     await rooms.post_system_message(services, room.id, f"项目已登记，当前阶段：{STAGE_NAMES['presales']}。")
     for stage in STAGES[1 : STAGES.index(payload.stage) + 1]:  # registered in a later stage: walk up to it
         project = await _move(services, project, stage)
@@ -101,7 +100,14 @@ async def change_stage(services: Services, external_id: str, stage: Stage, *, de
             stage_to=stage,
         )
         raise InvalidStageMove(f"a project in {project.stage} cannot move to {stage}")
-    return await _move(services, project, stage), True
+    try:
+        return await _move(services, project, stage), True
+    except InvalidStageMove:
+        # Another delivery moved it meanwhile. If it made this very move, this one is a repeat: it changes nothing.
+        current = await services.store.get_project_by_external_id(external_id)
+        if current is not None and current.stage == stage:
+            return current, False
+        raise
 
 
 async def _move(services: Services, project: Project, stage: Stage) -> Project:
@@ -141,10 +147,11 @@ async def _assign_one(services: Services, project: Project, role: str) -> Projec
     members = await services.store.list_members(project.room_id)
     if any(m.role == role for m in members):
         return project
+    in_room = {m.user_id for m in members}  # one membership, one role: a member is not taken out of theirs
     candidates = [
         u
         for u in await services.store.list_users()
-        if u.active and u.is_staff and role in u.roles and set(u.skills) & set(project.products)
+        if u.active and u.is_staff and role in u.roles and set(u.skills) & set(project.products) and u.id not in in_room
     ]
     if not candidates:
         return await _unstaffed(services, project, role)
@@ -165,20 +172,24 @@ async def _add_duty_staff(services: Services, project: Project) -> Project:
     ]
     if not on_duty:
         return await _unstaffed(services, project, "after_sales")
-    for user in on_duty:
+    in_room = {m.user_id for m in await services.store.list_members(project.room_id)}
+    joining = [u for u in on_duty if u.id not in in_room]  # those in the room already keep the role they have
+    for user in joining:
         await rooms.add_member(services, room_id=project.room_id, user_id=user.id, role="after_sales")
         await services.store.record_assignment(project.id, user.id, "after_sales", utcnow())
-    names = "、".join(u.name for u in on_duty)
-    await rooms.post_system_message(services, project.room_id, f"售后值班人员已加入：{names}。")
+    if joining:
+        names = "、".join(u.name for u in joining)
+        await rooms.post_system_message(services, project.room_id, f"售后值班人员已加入：{names}。")
     return project
 
 
 async def _unstaffed(services: Services, project: Project, role: str) -> Project:
+    why = "本项目产品暂无售后值班人员" if role == "after_sales" else "无人具备本项目产品技能"
     unstaffed = list(dict.fromkeys([*project.unstaffed, role]))
     updated = await services.store.update_project(project.id, unstaffed=unstaffed) or project
     if project.room_id:
         await rooms.post_system_message(
-            services, project.room_id, f"暂无可分配的{ROLE_NAMES[role]}（无人具备本项目产品技能），已提交管理员处理。"
+            services, project.room_id, f"暂无可分配的{ROLE_NAMES[role]}（{why}），已提交管理员处理。"
         )
     await audit.record(
         services,
@@ -225,16 +236,23 @@ async def _resolve_people(services: Services, payload: PlatformProject) -> list[
 async def _create_missing(services: Services, person: PlatformPerson, user: User) -> None:
     if user.id:
         return
-    created = await accounts.create_user(
-        services,
-        None,
-        username=user.username,
-        name=user.name,
-        org=user.org,
-        kind=user.kind,
-        roles=user.roles,
-        email=user.email,
-    )
+    try:
+        created = await accounts.create_user(
+            services,
+            None,
+            username=user.username,
+            name=user.name,
+            org=user.org,
+            kind=user.kind,
+            roles=user.roles,
+            email=user.email,
+        )
+    except Conflict:
+        # Created a moment ago by a concurrent registration that names the same new person: use that user.
+        raced = await services.store.get_user_by_username(user.username)
+        if raced is None or raced.kind != user.kind or (user.kind == "client" and raced.org != user.org):
+            raise
+        created = raced
     user.id = created.id
 
 

@@ -103,7 +103,12 @@ async def get_members(services: Services, user: User, *, room_id: str) -> list[d
     memberships = await services.store.list_members(room_id)
     users = await services.store.get_users([m.user_id for m in memberships])
     return [
-        {"user": users[m.user_id].public(), "role": m.role, "online": services.presence.is_online(m.user_id)}
+        {
+            "user": users[m.user_id].public(),
+            "role": m.role,
+            "online": services.presence.is_online(m.user_id),
+            "last_read_seq": m.last_read_seq,
+        }
         for m in memberships
         if m.user_id in users
     ]

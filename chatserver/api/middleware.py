@@ -50,6 +50,8 @@ async def json_body(request: web.Request) -> object:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidPayload("the body is not valid JSON") from exc
+    except RecursionError as exc:
+        raise InvalidPayload("the body is nested too deeply") from exc
 
 
 async def current_user(request: web.Request) -> User:
@@ -59,14 +61,16 @@ async def current_user(request: web.Request) -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
-    return await accounts.authenticate(request.app[SERVICES], token.strip())
+    user, _ = await accounts.authenticate(request.app[SERVICES], token.strip())
+    return user
 
 
 def query_int(request: web.Request, name: str, *, low: int, high: int) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only (str.isdigit also takes "²" and "٣"), and few enough of them for int() to read
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not low <= int(raw) <= high:
         raise InvalidPayload(f"{name}: must be a whole number from {low} to {high}")
     return int(raw)
 

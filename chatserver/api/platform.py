@@ -17,10 +17,18 @@ _MAX_BODY = 256 * 1024
 
 async def _signed_json(request: web.Request) -> tuple[object, str]:
     """The body, parsed, and the delivery id, once the signature over the raw bytes checks out."""
-    body = await request.content.read(_MAX_BODY + 1)
-    if len(body) > _MAX_BODY:
-        raise InvalidPayload("the body is too large")
-    delivery_id = verify(request.app[SERVICES].settings.platform_secret, dict(request.headers), body)
+    # The whole body, however it arrives: `content.read(n)` returns only what is buffered so far (a chunked
+    # or slow body would be cut short and its signature fail).
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise InvalidPayload("the body is too large")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    # request.headers, not a dict of it: header names are case-insensitive (proxies and HTTP/2 lower-case them).
+    delivery_id = verify(request.app[SERVICES].settings.platform_secret, request.headers, body)
     try:
         return json.loads(body), delivery_id
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

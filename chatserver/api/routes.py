@@ -102,6 +102,8 @@ async def admin_update_user(request: web.Request) -> web.Response:
 
 async def admin_audit(request: web.Request) -> web.Response:
     user = await current_user(request)
+    if not user.is_admin:  # before reading the query, so a non-admin learns nothing from its errors
+        raise Forbidden("only an admin can read the audit log")
     entries = await audit.list_audit(
         request.app[SERVICES],
         user,
@@ -159,7 +161,7 @@ async def security_headers(request: web.Request, handler):  # type: ignore[no-un
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         )
     return response
 

@@ -38,6 +38,13 @@ Ack = dict[str, Any]
 Handler = Callable[[User, Any], Awaitable[Ack]]
 
 
+def _refused(error: ChatError) -> socketio.exceptions.ConnectionRefusedError:
+    """A refusal whose CONNECT_ERROR packet is `{message, data: {code, message}}`: the Socket.IO client's
+    `connect_error` then gets `err.message` and `err.data = {code, message}` (a single dict argument would be
+    flattened into a string by python-socketio)."""
+    return socketio.exceptions.ConnectionRefusedError(error.message, {"code": error.code, "message": error.message})
+
+
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, services: Services) -> None:
         super().__init__("/")
@@ -50,14 +57,14 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         services = self.services
         if services.draining:
-            raise socketio.exceptions.ConnectionRefusedError(Unavailable("the server is restarting").to_dict()["error"])
+            raise _refused(Unavailable("the server is restarting"))
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            user = await accounts.authenticate(services, token)
+            user, verified = await accounts.authenticate(services, token)
         except Unauthorized as exc:
             services.metrics.errors.labels(code=exc.code).inc()
-            raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
-        await self.save_session(sid, {"user_id": user.id})
+            raise _refused(exc) from None
+        await self.save_session(sid, {"token": verified})
         await self.enter_room(sid, user_channel(user.id))
         if experts.is_expert(user):
             await self.enter_room(sid, EXPERTS_CHANNEL)
@@ -72,10 +79,14 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
-        user_id = session.get("user_id")
-        if user_id:
+        verified = session.get("token")
+        if verified is not None:
+            user_id = verified.user_id
             self.services.metrics.connections_open.dec()
-            await presence.user_disconnected(self.services, user_id, sid)
+            if self.services.draining:  # shutting down: every socket goes; nobody is left to hear of it
+                self.services.presence.disconnect(user_id, sid)
+            else:
+                await presence.user_disconnected(self.services, user_id, sid)
             log.info("disconnected", extra={"user_id": user_id, "sid": sid})
 
     # events --------------------------------------------------------------------------------------
@@ -88,11 +99,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if services.draining:
                 raise Unavailable("the server is restarting; retry shortly")
             session = await self.get_session(sid)
-            user_id = session.get("user_id")
-            if not user_id:
+            verified = session.get("token")
+            if verified is None:
                 raise Unauthorized("not signed in")
             try:
-                user = await accounts.active_user(services, user_id)
+                user = await accounts.token_user(services, verified)
             except Unauthorized:
                 await self.disconnect(sid)
                 raise

@@ -78,6 +78,7 @@ class Store(abc.ABC):
         skills: list[str] | None = None,
         duty: list[str] | None = None,
         max_sessions: int | None = None,
+        tokens_after: datetime | None = None,
     ) -> User | None:
         """Change the fields given (None leaves a field as it is)."""
 

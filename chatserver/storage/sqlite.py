@@ -91,6 +91,7 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE users ADD COLUMN skills TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE users ADD COLUMN duty TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE users ADD COLUMN max_sessions INTEGER NOT NULL DEFAULT 3;
+    ALTER TABLE users ADD COLUMN tokens_after TEXT;
     ALTER TABLE projects ADD COLUMN room_id TEXT;
     ALTER TABLE projects ADD COLUMN unstaffed TEXT NOT NULL DEFAULT '[]';
     CREATE TABLE assignments (
@@ -168,6 +169,7 @@ def _user(row: sqlite3.Row) -> User:
         skills=json.loads(row["skills"]),
         duty=json.loads(row["duty"]),
         max_sessions=row["max_sessions"],
+        tokens_after=_dt(row["tokens_after"]),
     )
 
 
@@ -396,8 +398,10 @@ class SQLiteStore(Store):
         skills: list[str] | None = None,
         duty: list[str] | None = None,
         max_sessions: int | None = None,
+        tokens_after: datetime | None = None,
     ) -> User | None:
         given = {
+            "tokens_after": _ts(tokens_after) if tokens_after is not None else None,
             "name": name,
             "org": org,
             "roles": roles,
@@ -509,7 +513,8 @@ class SQLiteStore(Store):
         if not ids:
             return loads
         rows = await self._fetchall(
-            "SELECT a.user_id, SUM(CASE WHEN p.stage != 'closed' THEN 1 ELSE 0 END) AS open_count,"
+            # Projects, not assignments: someone in two roles of one project has one project more, not two.
+            "SELECT a.user_id, COUNT(DISTINCT CASE WHEN p.stage != 'closed' THEN p.id END) AS open_count,"
             " MAX(a.assigned_at) AS last_at FROM assignments a JOIN projects p ON p.id = a.project_id"
             f" WHERE a.user_id IN ({_placeholders(ids)}) GROUP BY a.user_id",
             ids,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatserver.actions import accounts
-from chatserver.errors import Conflict, Forbidden, InvalidPayload, NotFound, Unauthorized
+from chatserver.errors import Conflict, Forbidden, InvalidPayload, NotFound, RateLimited, Unauthorized
 from chatserver.events import Event, UserDisabled, UserUpdated
 from chatserver.services import Services
 
@@ -29,7 +29,7 @@ async def test_login_fails_alike_for_unknown_users_wrong_passwords_disabled_user
     )
     token, who = await accounts.login(services, username="xh.zhao", password=PASSWORD)
     assert who == user
-    assert await accounts.authenticate(services, token) == user
+    assert (await accounts.authenticate(services, token))[0] == user
 
     failures: list[str] = []
     for username, password in [
@@ -55,7 +55,32 @@ async def test_an_admin_sets_a_password_and_the_user_can_sign_in_with_it(service
 
     token, who = await accounts.login(services, username="xh.sun", password=PASSWORD)
     assert who.id == world.sun.id
-    assert services.tokens.verify(token) == world.sun.id
+    assert services.tokens.verify(token).user_id == world.sun.id
+
+
+async def test_a_password_change_or_a_disable_voids_the_tokens_issued_before(services: Services, world: World) -> None:
+    await accounts.update_user(services, world.admin, world.sun.id, password=PASSWORD)
+    old_token, _ = await accounts.login(services, username="xh.sun", password=PASSWORD)
+    await accounts.update_user(services, world.admin, world.sun.id, password=PASSWORD + "-new")
+    with pytest.raises(Unauthorized, match="revoked"):
+        await accounts.authenticate(services, old_token)
+    new_token, _ = await accounts.login(services, username="xh.sun", password=PASSWORD + "-new")
+    assert (await accounts.authenticate(services, new_token))[0].id == world.sun.id
+
+    await accounts.update_user(services, world.admin, world.sun.id, active=False)
+    await accounts.update_user(services, world.admin, world.sun.id, active=True)
+    with pytest.raises(Unauthorized, match="revoked"):  # enabling again does not bring old tokens back
+        await accounts.authenticate(services, new_token)
+
+
+async def test_sign_in_attempts_are_limited_per_username(services: Services, world: World) -> None:
+    for _ in range(services.settings.rate_login_per_minute):
+        with pytest.raises(Unauthorized):
+            await accounts.login(services, username="xh.li", password="guess-guess")
+    with pytest.raises(RateLimited):
+        await accounts.login(services, username="xh.li", password="guess-guess")
+    with pytest.raises(Unauthorized):  # another account is not held up by it
+        await accounts.login(services, username="xh.sun", password="guess-guess")
 
 
 # create_user -------------------------------------------------------------------------------------

@@ -184,8 +184,10 @@ async def test_a_reply_must_point_at_a_visible_message_in_the_same_room(
 
     answer = await send(services, world.wang, world.xinghe.id, "明天", reply_to=question.id)
     assert answer.reply_to == question.id
-    staff_reply = await send(services, world.chen, world.xinghe.id, "收到", reply_to=note.id)
-    assert staff_reply.reply_to == note.id
+    staff_note = await send(services, world.chen, world.xinghe.id, "收到", reply_to=note.id, internal=True)
+    assert staff_note.reply_to == note.id
+    public_reply = await send(services, world.chen, world.xinghe.id, "好的", reply_to=note.id)
+    assert public_reply.reply_to is None  # a public message keeps no link to a note clients must not know of
 
     for bad in (elsewhere.id, "m_0000000000000000"):
         await refuse(
@@ -201,7 +203,7 @@ async def test_a_reply_must_point_at_a_visible_message_in_the_same_room(
         ),
         NotFound,
     )
-    assert len(events) == 5
+    assert len(events) == 6
 
 
 # get_history -------------------------------------------------------------------------------------

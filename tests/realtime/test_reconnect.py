@@ -31,7 +31,9 @@ async def test_a_dropped_client_catches_up_without_gaps_or_duplicates(server, cl
 
     sent = []
     for i in range(8):
-        ack = await sender.call("send_message", {"room_id": room_id, "text": f"断线期间的消息 {i}", "client_msg_id": uuid.uuid4().hex})
+        ack = await sender.call(
+            "send_message", {"room_id": room_id, "text": f"断线期间的消息 {i}", "client_msg_id": uuid.uuid4().hex}
+        )
         sent.append(ack["message"])
 
     reader = await connect(server.url, token)
@@ -61,9 +63,7 @@ async def test_after_a_server_restart_messages_are_kept_and_clients_catch_up(ser
     reader = await connect(second.url, token)
     try:
         caught = await catch_up(reader, room_id, acked[0]["seq"] - 1)
-        resent = await reader.call(
-            "send_message", {"room_id": room_id, "text": "重启前 4", "client_msg_id": "r-4"}
-        )
+        resent = await reader.call("send_message", {"room_id": room_id, "text": "重启前 4", "client_msg_id": "r-4"})
     finally:
         await reader.disconnect()
     assert [m["id"] for m in caught] == [m["id"] for m in acked]
