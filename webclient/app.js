@@ -13,6 +13,9 @@ const TYPING_SEND_INTERVAL_MS = 3000;   // re-announce "typing" at most this oft
 const TYPING_IDLE_MS = 4000;            // after this long without input we say "stopped"
 const TYPING_EXPIRE_MS = 6000;          // others' indicators older than this are dropped
 const NEAR_TOP_PX = 120;
+// The server closes a connection whose packet exceeds max_packet_bytes (default 65,536). A text that
+// big can never be accepted (the text limits are far lower), so it is refused here, without sending.
+const MAX_TEXT_BYTES_ON_WIRE = 60000;
 const NEAR_BOTTOM_PX = 80;
 
 const $ = (id) => document.getElementById(id);
@@ -29,7 +32,7 @@ const state = {
   openRoomId: null,
   connectedOnce: false,
   filter: '',
-  membersOpen: true,
+  membersOpen: !window.matchMedia('(max-width: 900px)').matches,
 };
 
 function newRoomState(room) {
@@ -97,6 +100,10 @@ function errorText(err) {
     return err.message || err.code;
   }
   return String((err && err.message) || err);
+}
+
+function tooBigForWire(text) {
+  return new TextEncoder().encode(text).length > MAX_TEXT_BYTES_ON_WIRE;
 }
 
 function newClientMsgId() {
@@ -438,6 +445,7 @@ function updateTitle() {
 async function selectRoom(roomId) {
   const rs = roomState(roomId);
   if (!rs) return;
+  if (state.openRoomId === roomId && rs.loaded) { markRead(rs); return; }
   const prev = openRoom();
   if (prev && prev !== rs) {
     prev.draft = $('message-input').value;
@@ -1021,6 +1029,12 @@ function onComposerSubmit(ev) {
 async function doSend(rs, p) {
   p.status = 'sending';
   p.error = '';
+  if (tooBigForWire(p.text)) {
+    p.status = 'failed';
+    p.error = t('error.text_too_long');
+    if (state.openRoomId === rs.room.id) renderPending(rs);
+    return;
+  }
   if (state.openRoomId === rs.room.id) renderPending(rs);
   try {
     // The same client_msg_id on every attempt: a retry never creates a second message.
@@ -1061,6 +1075,7 @@ function beginEdit(rs, msg) {
     const text = ta.value;
     if (!text.trim()) { err.textContent = t('error.empty_text'); return; }
     if (text === msg.text) { finish(); return; }
+    if (tooBigForWire(text)) { err.textContent = t('error.text_too_long'); return; }
     saveBtn.disabled = true;
     try {
       const res = await state.rt.editMessage(msg.id, text);
@@ -1183,11 +1198,12 @@ function bindUi() {
     if (atBottom()) $('new-messages').hidden = true;
   }, { passive: true });
   $('new-messages').addEventListener('click', scrollToBottom);
-  $('members-toggle').addEventListener('click', () => {
-    state.membersOpen = !state.membersOpen;
+  const applyMembersOpen = () => {
     $('members-panel').hidden = !state.membersOpen;
     $('members-toggle').setAttribute('aria-expanded', String(state.membersOpen));
-  });
+  };
+  applyMembersOpen();
+  $('members-toggle').addEventListener('click', () => { state.membersOpen = !state.membersOpen; applyMembersOpen(); });
   document.addEventListener('visibilitychange', () => { if (pageVisible()) markRead(openRoom()); });
   window.addEventListener('focus', () => markRead(openRoom()));
   // Back on the network: reconnect at once instead of waiting out the back-off.

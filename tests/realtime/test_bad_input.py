@@ -10,16 +10,38 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import ChatClient, RunningServer, login, room_id_by_title
+from chatserver.actions import rooms
+from chatserver.realtime.namespace import ChatNamespace
+from tests.api.helpers import token_for
+from tests.conftest import ChatClient, RunningServer, connect, room_id_by_title
 
 # events that tell room members something happened in a room
 ROOM_EVENTS = ("message", "message_edited", "message_deleted", "typing", "read", "room_added", "room_removed")
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[..., Any]]:
+    """As conftest's `clients`, but signed in with a token from the server's own issuer rather than a
+    password login (which costs a deliberately slow hash each time); login is tested in tests/api."""
+    made: list[ChatClient] = []
+
+    async def make(srv: RunningServer, username: str) -> ChatClient:
+        token, user_id = await token_for(srv, username)
+        client = await connect(srv.url, token)
+        client.user_id = user_id
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.disconnect()
 
 
 def cid() -> str:
@@ -265,7 +287,7 @@ async def test_unknown_event_names(server, clients, event):
 async def test_client_cannot_fire_the_servers_own_connect_and_disconnect_events(server, clients, event):
     """Sent by a client these are just events: they must not re-run sign-in or sign the user out."""
     scene = await make_scene(server, clients, sender="xh.li")
-    other_token = await login(server.url, "rf.zhou")
+    other_token, _ = await token_for(server, "rf.zhou")
     args = ({"HTTP_HOST": "x"}, {"token": other_token}) if event == "connect" else "client disconnect"
     assert_error(await scene.sender.sio.call(event, args, timeout=5), "invalid_payload")
     # still online, and still xh.li (not rf.zhou, whose token came with the fake connect)
@@ -275,11 +297,14 @@ async def test_client_cannot_fire_the_servers_own_connect_and_disconnect_events(
     assert server.services.presence.is_online(scene.sender.user_id)
     assert [n for n, _ in scene.watchers[0].received[scene.marks[id(scene.watchers[0])] :] if n == "presence"] == []
     rooms = (await scene.sender.call("list_rooms"))["rooms"]
-    assert [r["title"] for r in rooms] == ["星河制造集团 · 银企直连"]
+    assert [r["title"] for r in rooms] == ["星河制造集团有限公司 · 银企直连"]
     await scene.assert_unchanged()
 
 
-async def raw_socket(server: RunningServer, token: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+RawSocket = tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]
+
+
+async def raw_socket(server: RunningServer, token: str) -> RawSocket:
     """A bare Engine.IO websocket that has joined the default namespace, for frames no client library sends."""
     session = aiohttp.ClientSession()
     ws = await session.ws_connect(server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket")
@@ -301,7 +326,7 @@ async def raw_ack(ws: aiohttp.ClientWebSocketResponse, ack_id: int) -> Any:
 @pytest.mark.parametrize("name", [123, None, {"a": 1}, ["send_message"], True], ids=repr)
 async def test_event_name_that_is_not_a_string(server, clients, name):
     scene = await make_scene(server, clients)
-    session, ws = await raw_socket(server, await login(server.url, "am.wang"))
+    session, ws = await raw_socket(server, (await token_for(server, "am.wang"))[0])
     try:
         await ws.send_str("427" + json.dumps([name, scene.send()]))
         assert_error(await raw_ack(ws, 7), "invalid_payload")
@@ -317,7 +342,7 @@ async def test_event_name_that_is_not_a_string(server, clients, name):
 @pytest.mark.parametrize("where", ["room_id", "text", "extra"])
 async def test_deeply_nested_payload(server, clients, where):
     scene = await make_scene(server, clients)
-    session, ws = await raw_socket(server, await login(server.url, "am.wang"))
+    session, ws = await raw_socket(server, (await token_for(server, "am.wang"))[0])
     try:
         payload = {"room_id": scene.room_id, "text": "你好", "client_msg_id": cid()}
         nested = "[" * 900 + "]" * 900
@@ -456,7 +481,8 @@ async def message_of(scene: Scene, username_name: str) -> dict[str, Any]:
     [
         ({"text": "改过了", "message_id": 5}, "invalid_payload"),
         ({"text": "改过了", "message_id": {"$ne": None}}, "invalid_payload"),
-        ({"text": "改过了"}, "invalid_payload"),
+        ({"text": "改过了", "message_id": None}, "invalid_payload"),
+        ({"text": "改过了", "message_id": "DROP"}, "invalid_payload"),
         ({"text": None}, "invalid_payload"),
         ({"text": {"$set": "x"}}, "invalid_payload"),
         ({}, "invalid_payload"),
@@ -473,7 +499,7 @@ async def message_of(scene: Scene, username_name: str) -> dict[str, Any]:
 async def test_bad_edit_message(server, clients, payload, code):
     scene = await make_scene(server, clients)
     mine = await message_of(scene, "王晓明")
-    fields = {"message_id": mine["id"], **payload}
+    fields = {k: v for k, v in {"message_id": mine["id"], **payload}.items() if v != "DROP"}
     assert_error(await scene.sender.call("edit_message", fields), code)
     await scene.assert_unchanged()
 
@@ -616,10 +642,59 @@ async def test_flooding_any_event_is_rate_limited(server_factory, clients):
     server = await server_factory(rate_events_per_second=0.01, rate_events_burst=5)
     client = await clients(server, "xh.li")
     room_id = (await client.call("list_rooms"))["rooms"][0]["id"]
+    last_seq = (await server.services.store.get_room(room_id)).last_seq
     acks = [await client.call("get_history", {"room_id": room_id}) for _ in range(6)]
     assert [a["ok"] for a in acks] == [True] * 4 + [False, False]
     assert_error(acks[-1], "rate_limited")
     assert_error(await client.call("send_message", {"room_id": room_id, "text": "x", "client_msg_id": cid()}),
                  "rate_limited")
     room = await server.services.store.get_room(room_id)
-    assert room is not None and room.last_seq == 4
+    assert room is not None and room.last_seq == last_seq
+
+
+# every event, present and future ----------------------------------------------------------------------
+
+CLIENT_EVENTS = sorted(
+    name[3:] for name in dir(ChatNamespace) if name.startswith("on_") and name not in ("on_connect", "on_disconnect")
+)
+
+
+def test_the_protocols_events_are_all_here():
+    """The generic test below runs over every handler; make sure it finds them."""
+    assert {"send_message", "get_history", "mark_read", "set_typing", "edit_message", "delete_message"} <= set(
+        CLIENT_EVENTS
+    )
+
+
+@pytest.mark.parametrize("event", CLIENT_EVENTS)
+async def test_every_event_refuses_payloads_that_are_not_objects_or_have_unknown_fields(server, clients, event):
+    scene = await make_scene(server, clients)
+    for payload in ("text", ["a"], 7, True, {"zz_unknown": 1}, {"zz_unknown": b"\x00"}, b"\x00\x01"):
+        ack = await scene.sender.call(event, payload)
+        assert_error(ack, "invalid_payload")
+    await scene.assert_unchanged()
+
+
+# a closed room ------------------------------------------------------------------------------------------
+
+
+async def test_a_read_only_room_refuses_every_write_and_still_reads(server, clients):
+    scene = await make_scene(server, clients, sender="am.wang", watchers=("xh.sun",))
+    await rooms.set_read_only(server.services, scene.room_id, True)
+    await scene.watchers[0].wait_for("room_updated", lambda r: r["id"] == scene.room_id and r["read_only"])
+    scene.mark()
+    mine = await message_of(scene, "王晓明")
+    for event, payload in [
+        ("send_message", scene.send()),
+        ("send_message", scene.send(internal=True)),
+        ("set_typing", {"room_id": scene.room_id, "typing": True}),
+        ("edit_message", {"message_id": mine["id"], "text": "归档后修改"}),
+        ("delete_message", {"message_id": mine["id"]}),
+    ]:
+        assert_error(await scene.sender.call(event, payload), "room_read_only")
+    history = await scene.sender.call("get_history", {"room_id": scene.room_id, "limit": 100})
+    assert history["messages"] == scene.history
+    room = await server.services.store.get_room(scene.room_id)
+    assert room is not None and room.last_seq == scene.last_seq
+    await scene.watchers[0].call("list_rooms")  # a round trip
+    assert scene.room_events(scene.watchers[0]) == []

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chatserver.models import Membership, Message, Project, Room, User, new_id
+from chatserver.models import AuditEntry, ExpertSession, Membership, Message, Project, Room, User, new_id
 from chatserver.storage import DuplicateKey, Revision, Store
 
 from .conftest import Backend
@@ -687,5 +687,370 @@ async def test_everything_is_still_there_after_closing_and_reopening(backend: Ba
         )
         assert (created, retry) == (False, first)
         assert (await send(reopened, room, wang, "重开之后")).seq == 5
+    finally:
+        await reopened.close()
+
+
+# issue 3: projects from the platform, staffing, audit, the expert desk ----------------------------
+
+
+def a_project(external_id: str = "SMP-2026-0031", stage: str = "presales") -> Project:
+    return Project(
+        id=new_id("p"),
+        external_id=external_id,
+        name="银企直连",
+        client_org="华岳能源股份有限公司",
+        products=["银企直连"],
+        stage=stage,  # type: ignore[arg-type]
+        created_at=tick(),
+    )
+
+
+async def test_a_delivery_id_is_claimed_once_per_source_and_remembers_its_result(store: Store) -> None:
+    assert await store.claim_delivery("platform", "d-1", "SMP-1", tick()) is None
+    assert await store.claim_delivery("platform", "d-1", "SMP-2", tick()) == "SMP-1"
+    assert await store.claim_delivery("tickets", "d-1", "T-9", tick()) is None  # another source, its own ids
+    assert await store.claim_delivery("platform", "d-2", "SMP-2", tick()) is None
+
+    results = await asyncio.gather(*(store.claim_delivery("platform", "d-3", f"r{i}", tick()) for i in range(8)))
+    assert results.count(None) == 1
+    winner = f"r{results.index(None)}"
+    assert all(r in (None, winner) for r in results)
+
+
+async def test_update_project_changes_the_given_fields_and_compares_the_stage_when_asked(store: Store) -> None:
+    project = await store.create_project(a_project())
+
+    moved = await store.update_project(project.id, stage="implementation", expected_stage="presales")
+    assert moved is not None and moved.stage == "implementation"
+    assert await store.update_project(project.id, stage="aftersales", expected_stage="presales") is None
+    assert (await store.get_projects([project.id]))[project.id].stage == "implementation"
+
+    staffed = await store.update_project(project.id, room_id="r_1", unstaffed=["developer", "after_sales"])
+    assert staffed is not None
+    assert (staffed.stage, staffed.room_id, staffed.unstaffed) == (
+        "implementation",
+        "r_1",
+        ["developer", "after_sales"],
+    )
+    assert (await store.get_project_by_external_id("SMP-2026-0031")) == staffed
+    assert await store.update_project(project.id) == staffed  # nothing given: nothing changes
+    assert await store.update_project("p_missing", stage="closed") is None
+    assert await store.update_project("p_missing", stage="closed", expected_stage="presales") is None
+    assert [p.id for p in await store.list_projects()] == [project.id]
+
+
+async def test_concurrent_compare_and_set_stage_moves_let_exactly_one_win(store: Store) -> None:
+    project = await store.create_project(a_project())
+    results = await asyncio.gather(
+        *(store.update_project(project.id, stage="implementation", expected_stage="presales") for _ in range(6))
+    )
+    assert sum(r is not None for r in results) == 1
+
+
+async def test_projects_list_oldest_first(store: Store) -> None:
+    first = await store.create_project(a_project("SMP-1"))
+    second = await store.create_project(a_project("SMP-2"))
+    assert [p.id for p in await store.list_projects()] == [first.id, second.id]
+
+
+async def test_assignment_loads_count_distinct_open_projects_and_the_last_assignment(store: Store) -> None:
+    liu = await add_user(store, "ss.liu", roles=["service_specialist", "developer"])
+    zhang = await add_user(store, "dev.zhang", roles=["developer"])
+    idle = await add_user(store, "ss.idle", roles=["service_specialist"])
+    open_one = await store.create_project(a_project("SMP-1", "implementation"))
+    open_two = await store.create_project(a_project("SMP-2", "aftersales"))
+    closed = await store.create_project(a_project("SMP-3", "closed"))
+
+    t1, t2, t3, t4 = tick(), tick(), tick(), tick()
+    await store.record_assignment(open_one.id, liu.id, "service_specialist", t1)
+    await store.record_assignment(open_one.id, liu.id, "developer", t2)  # one project, two roles: counts once
+    await store.record_assignment(closed.id, liu.id, "service_specialist", t4)  # closed: not open, but latest
+    await store.record_assignment(open_two.id, zhang.id, "developer", t3)
+    await store.record_assignment(open_two.id, zhang.id, "developer", t3)  # recorded again: still one
+
+    loads = await store.assignment_loads([liu.id, zhang.id, idle.id, "u_unknown", liu.id])
+    assert loads == {liu.id: (1, t4), zhang.id: (1, t3), idle.id: (0, None), "u_unknown": (0, None)}
+    assert await store.assignment_loads([]) == {}
+
+    await store.update_project(open_one.id, stage="closed")
+    assert (await store.assignment_loads([liu.id]))[liu.id] == (0, t4)
+
+
+def an_entry(action: str = "login", *, at: datetime | None = None, **kw: Any) -> AuditEntry:
+    return AuditEntry(
+        id=new_id("a"),
+        at=at or tick(),
+        actor_id=kw.pop("actor_id", None),
+        action=action,
+        outcome=kw.pop("outcome", "success"),
+        **kw,
+    )
+
+
+async def test_audit_entries_read_back_newest_first_with_their_detail(store: Store) -> None:
+    first = an_entry(
+        "message_edited",
+        actor_id="u_1",
+        room_id="r_1",
+        target_id="m_1",
+        detail={"old_text": "旧的文字 🙂", "nested": {"list": [1, None, True]}},
+    )
+    second = an_entry("login", actor_id=None, outcome="failure", detail={"username": "nobody"})
+    for entry in (first, second):
+        await store.append_audit(entry)
+    assert await store.list_audit() == [second, first]
+    assert await store.list_audit(limit=1) == [second]
+
+
+async def test_audit_filters_by_time_actor_and_room(store: Store) -> None:
+    t = [tick() for _ in range(4)]
+    entries = [
+        an_entry("login", at=t[0], actor_id="u_a"),
+        an_entry("member_added", at=t[1], actor_id="u_a", room_id="r_1", target_id="u_b"),
+        an_entry("message_deleted", at=t[2], actor_id="u_b", room_id="r_1"),
+        an_entry("stage_changed", at=t[3], actor_id=None, room_id="r_2"),
+    ]
+    for entry in reversed(entries):  # stored out of order: the list still goes by time
+        await store.append_audit(entry)
+
+    def ids(found: list[AuditEntry]) -> list[str]:
+        return [e.id for e in found]
+
+    e = ids(entries)
+    assert ids(await store.list_audit()) == e[::-1]
+    assert ids(await store.list_audit(since=t[1])) == [e[3], e[2], e[1]]  # since: inclusive
+    assert ids(await store.list_audit(until=t[2])) == [e[1], e[0]]  # until: exclusive
+    assert ids(await store.list_audit(since=t[1], until=t[3])) == [e[2], e[1]]
+    assert ids(await store.list_audit(actor_id="u_a")) == [e[1], e[0]]
+    assert ids(await store.list_audit(room_id="r_1")) == [e[2], e[1]]
+    assert ids(await store.list_audit(room_id="r_1", actor_id="u_b")) == [e[2]]
+    assert ids(await store.list_audit(actor_id="u_nobody")) == []
+    assert ids(await store.list_audit(since=t[3] + timedelta(microseconds=1))) == []
+
+
+async def expert(store: Store, username: str, max_sessions: int = 2) -> User:
+    user = await add_user(store, username, roles=["solution_expert"])
+    updated = await store.update_user(user.id, skills=["银企直连", "司库"], max_sessions=max_sessions)
+    assert updated is not None
+    return updated
+
+
+async def a_session(store: Store, client: User, product: str = "司库", *, at: datetime | None = None) -> ExpertSession:
+    room = await add_room(store, client, title=f"{product} 专家咨询")
+    return await store.create_expert_session(
+        ExpertSession(
+            room_id=room.id,
+            client_id=client.id,
+            product=product,
+            status="queued",
+            requested_at=at or tick(),
+            requested_by=client.id,
+        )
+    )
+
+
+async def test_expert_sessions_read_back_and_list_oldest_request_first(store: Store) -> None:
+    li = await add_user(store, "xh.li", kind="client")
+    sun = await add_user(store, "xh.sun", kind="client")
+    early, late = tick(), tick()
+    second = await a_session(store, li, "司库", at=late)
+    first = await a_session(store, sun, "司库", at=early)  # stored later, asked earlier
+    other = await a_session(store, li, "银企直连")
+
+    assert await store.get_expert_session(first.room_id) == first
+    assert await store.get_expert_session("r_missing") is None
+    assert [s.room_id for s in await store.list_expert_sessions(status="queued", product="司库")] == [
+        first.room_id,
+        second.room_id,
+    ]
+    assert [s.room_id for s in await store.list_expert_sessions(client_id=li.id)] == [second.room_id, other.room_id]
+    assert await store.list_expert_sessions(status="active") == []
+    assert len(await store.list_expert_sessions()) == 3
+
+
+async def test_assignment_goes_to_the_least_busy_candidate_with_room_ties_to_the_longest_waiting(store: Store) -> None:
+    chen = await expert(store, "se.chen", max_sessions=2)
+    lin = await expert(store, "se.lin", max_sessions=2)
+    client = await add_user(store, "xh.li", kind="client")
+    sessions = [await a_session(store, client) for _ in range(6)]
+
+    # Both idle and never assigned: either may take the first; the other, now less busy, takes the second.
+    first = await store.assign_expert_session(sessions[0].room_id, [chen.id, lin.id], tick())
+    second = await store.assign_expert_session(sessions[1].room_id, [chen.id, lin.id], tick())
+    assert {first, second} == {chen.id, lin.id}
+    # One each: the tie goes to the one assigned longest ago — `first`.
+    assert await store.assign_expert_session(sessions[2].room_id, [chen.id, lin.id], tick()) == first
+    # `first` has two, at their limit: `second` it is, then nobody.
+    assert await store.assign_expert_session(sessions[3].room_id, [chen.id, lin.id], tick()) == second
+    assert await store.assign_expert_session(sessions[4].room_id, [chen.id, lin.id], tick()) is None
+
+    assigned = await store.get_expert_session(sessions[0].room_id)
+    assert assigned is not None and (assigned.status, assigned.expert_id) == ("active", first)
+    assert assigned.assigned_at is not None
+    still = await store.get_expert_session(sessions[4].room_id)
+    assert still is not None and (still.status, still.expert_id) == ("queued", None)
+    # A session that is not queued is never assigned again.
+    assert await store.assign_expert_session(sessions[0].room_id, [chen.id, lin.id], tick()) is None
+    assert await store.assign_expert_session("r_missing", [chen.id], tick()) is None
+    assert await store.assign_expert_session(sessions[5].room_id, [], tick()) is None
+
+
+async def test_a_never_assigned_expert_wins_a_tie_and_an_inactive_one_is_skipped(store: Store) -> None:
+    veteran = await expert(store, "se.veteran")
+    rookie = await expert(store, "se.rookie")
+    away = await expert(store, "se.away")
+    await store.update_user(away.id, active=False)
+    client = await add_user(store, "xh.li", kind="client")
+    old = await a_session(store, client)
+    assert await store.assign_expert_session(old.room_id, [veteran.id], tick()) == veteran.id
+    closed = await store.update_expert_session(old.room_id, expected_status="active", status="closed", closed_at=tick())
+    assert closed is not None
+
+    fresh = await a_session(store, client)
+    assert await store.assign_expert_session(fresh.room_id, [away.id, veteran.id, rookie.id], tick()) == rookie.id
+    nobody = await a_session(store, client)
+    assert await store.update_user(veteran.id, max_sessions=0) is not None
+    assert await store.assign_expert_session(nobody.room_id, [away.id, veteran.id], tick()) is None
+
+
+async def test_concurrent_assignments_never_exceed_a_limit_nor_serve_a_session_twice(store: Store) -> None:
+    experts = [await expert(store, "se.chen", max_sessions=2), await expert(store, "se.lin", max_sessions=2)]
+    ids = [e.id for e in experts]
+    clients = [await add_user(store, f"client{i}", kind="client") for i in range(10)]
+    sessions = [await a_session(store, c) for c in clients]
+
+    # Every session asked for three times at once, against two experts with two slots each.
+    results = await asyncio.gather(*(store.assign_expert_session(s.room_id, ids, tick()) for s in sessions * 3))
+
+    assert sum(r is not None for r in results) == 4
+    active = await store.list_expert_sessions(status="active")
+    assert len(active) == 4
+    assert sorted(s.expert_id for s in active) == sorted(ids * 2)  # type: ignore[type-var]
+    assert len({s.room_id for s in active}) == 4
+    assert len(await store.list_expert_sessions(status="queued")) == 6
+
+
+async def test_update_expert_session_is_a_compare_and_set_on_the_status(store: Store) -> None:
+    chen = await expert(store, "se.chen")
+    client = await add_user(store, "xh.li", kind="client")
+    session = await a_session(store, client, "银企直连")
+    assert await store.update_expert_session(session.room_id, expected_status="active", status="closed") is None
+    assert await store.assign_expert_session(session.room_id, [chen.id], tick()) == chen.id
+
+    requeued = await store.update_expert_session(
+        session.room_id, expected_status="active", status="queued", product="司库", clear_expert=True
+    )
+    assert requeued is not None
+    assert (requeued.status, requeued.product, requeued.expert_id, requeued.assigned_at) == (
+        "queued",
+        "司库",
+        None,
+        None,
+    )
+    back = await store.update_expert_session(
+        session.room_id, expected_status="queued", status="active", expert_id=chen.id
+    )
+    assert back is not None and (back.status, back.expert_id) == ("active", chen.id) and back.assigned_at is not None
+    when = tick()
+    closed = await store.update_expert_session(
+        session.room_id, expected_status="active", status="closed", closed_at=when
+    )
+    assert closed is not None and (closed.status, closed.closed_at) == ("closed", when)
+    assert await store.update_expert_session(session.room_id, expected_status="active", status="closed") is None
+    assert await store.update_expert_session("r_missing", expected_status="queued", status="active") is None
+    assert (await store.get_expert_session(session.room_id)) == closed
+
+
+async def test_a_closed_session_is_rated_once_and_only_by_its_client(store: Store) -> None:
+    chen = await expert(store, "se.chen")
+    client = await add_user(store, "xh.li", kind="client")
+    other = await add_user(store, "rf.zhou", kind="client")
+    session = await a_session(store, client)
+    assert await store.rate_expert_session(session.room_id, client.id, 5, None) is False  # not closed
+    await store.assign_expert_session(session.room_id, [chen.id], tick())
+    await store.update_expert_session(session.room_id, expected_status="active", status="closed", closed_at=tick())
+
+    assert await store.rate_expert_session(session.room_id, other.id, 1, "差") is False
+    assert await store.rate_expert_session(session.room_id, client.id, 4, "很专业，谢谢") is True
+    assert await store.rate_expert_session(session.room_id, client.id, 1, "改主意了") is False
+    assert await store.rate_expert_session("r_missing", client.id, 3, None) is False
+    rated = await store.get_expert_session(session.room_id)
+    assert rated is not None and (rated.rating, rated.comment) == (4, "很专业，谢谢")
+
+
+async def test_concurrent_ratings_store_one(store: Store) -> None:
+    chen = await expert(store, "se.chen")
+    client = await add_user(store, "xh.li", kind="client")
+    session = await a_session(store, client)
+    await store.assign_expert_session(session.room_id, [chen.id], tick())
+    await store.update_expert_session(session.room_id, expected_status="active", status="closed", closed_at=tick())
+    results = await asyncio.gather(
+        *(store.rate_expert_session(session.room_id, client.id, n, None) for n in range(1, 6))
+    )
+    assert results.count(True) == 1
+    rated = await store.get_expert_session(session.room_id)
+    assert rated is not None and rated.rating == results.index(True) + 1
+
+
+async def test_update_room_changes_title_and_read_only(store: Store) -> None:
+    room = await add_room(store)
+    closed = await store.update_room(room.id, read_only=True)
+    assert closed is not None and closed.read_only is True and closed.title == room.title
+    renamed = await store.update_room(room.id, title="华岳能源 · 司库")
+    assert renamed is not None and (renamed.title, renamed.read_only) == ("华岳能源 · 司库", True)
+    reopened = await store.update_room(room.id, read_only=False)
+    assert reopened is not None and reopened.read_only is False
+    assert await store.update_room(room.id) == reopened
+    assert await store.update_room("r_missing", read_only=True) is None
+    assert await store.get_room("r_missing") is None
+
+
+async def test_find_message_looks_up_a_senders_client_msg_id_in_one_room(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    room = await add_room(store, wang, li)
+    other_room = await add_room(store, wang)
+    sent = await send(store, room, wang, "方案已发", client_msg_id="c-1")
+
+    assert await store.find_message(room.id, wang.id, "c-1") == sent
+    assert await store.find_message(room.id, li.id, "c-1") is None
+    assert await store.find_message(other_room.id, wang.id, "c-1") is None
+    assert await store.find_message(room.id, wang.id, "c-2") is None
+    await store.delete_message(sent.id, tick(), wang.id)
+    found = await store.find_message(room.id, wang.id, "c-1")
+    assert found is not None and found.deleted and found.seq == sent.seq
+
+
+async def test_the_new_records_are_still_there_after_closing_and_reopening(backend: Backend) -> None:
+    store = await backend.open()
+    chen = await expert(store, "se.chen")
+    client = await add_user(store, "xh.li", kind="client")
+    project = await store.create_project(a_project())
+    await store.update_project(project.id, stage="implementation", unstaffed=["developer"])
+    when = tick()
+    await store.record_assignment(project.id, chen.id, "solution_expert", when)
+    await store.claim_delivery("platform", "d-1", "SMP-2026-0031", tick())
+    session = await a_session(store, client)
+    await store.assign_expert_session(session.room_id, [chen.id], tick())
+    entry = an_entry("project_created", target_id=project.id, detail={"external_id": "SMP-2026-0031"})
+    await store.append_audit(entry)
+    snapshot = (
+        await store.get_projects([project.id]),
+        await store.get_expert_session(session.room_id),
+        await store.get_user(chen.id),
+    )
+    await store.close()
+
+    reopened = await backend.open()
+    try:
+        assert (
+            await reopened.get_projects([project.id]),
+            await reopened.get_expert_session(session.room_id),
+            await reopened.get_user(chen.id),
+        ) == snapshot
+        assert await reopened.assignment_loads([chen.id]) == {chen.id: (1, when)}
+        assert await reopened.claim_delivery("platform", "d-1", "other", tick()) == "SMP-2026-0031"
+        assert await reopened.list_audit() == [entry]
     finally:
         await reopened.close()
