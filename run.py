@@ -83,25 +83,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _platform_send(settings: Settings, args: argparse.Namespace) -> int:
+    import aiohttp
+
     from integrations import platform_client
 
     if not settings.platform_secret:
         print("error: set platform_secret (CHAT_PLATFORM_SECRET or the config file) first", file=sys.stderr)
         return 2
     url = args.url or f"http://{settings.host}:{settings.port}"
-    if args.platform_command == "project":
-        try:
-            project = json.loads(args.file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
-            return 2
-        status, answer = await platform_client.register_project(
-            url, project, settings.platform_secret, delivery_id=args.delivery_id
-        )
-    else:
-        status, answer = await platform_client.change_stage(
-            url, args.external_id, args.stage, settings.platform_secret, delivery_id=args.delivery_id
-        )
+    try:
+        if args.platform_command == "project":
+            try:
+                project = json.loads(args.file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+                return 2
+            status, answer = await platform_client.register_project(
+                url, project, settings.platform_secret, delivery_id=args.delivery_id
+            )
+        else:
+            status, answer = await platform_client.change_stage(
+                url, args.external_id, args.stage, settings.platform_secret, delivery_id=args.delivery_id
+            )
+    except (aiohttp.ClientError, ValueError) as exc:
+        print(f"error: no JSON answer from {url}: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(answer, ensure_ascii=False, indent=2))
     return 0 if status < 400 else 1
 

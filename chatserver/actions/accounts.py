@@ -180,6 +180,7 @@ async def update_user(
         await experts.dispatch_for_expert(services, user)  # more room or new skills: serve who is waiting
     if current.active and not user.active:
         await services.bus.publish(UserDisabled(user_id=user_id))
+        await experts.requeue_sessions_of(services, user)
     return user
 
 

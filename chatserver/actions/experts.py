@@ -84,18 +84,25 @@ async def _client_for(services: Services, user: User, for_client_id: str | None)
     return client
 
 
-async def dispatch(services: Services, product: str) -> None:
-    """Serve the product's queue in order while online experts have room; then tell everyone waiting their place."""
+async def dispatch(services: Services, product: str, *, handed_back: tuple[str, str] | None = None) -> None:
+    """Serve the product's queue in order while online experts have room; then tell everyone waiting their place.
+
+    `handed_back` is (room id, expert id) of a session its expert just handed back to the queue: it does not go
+    straight back to them, and while it waits for someone else it does not hold up the sessions behind it."""
     async with services.expert_desk_lock:
         queued = await services.store.list_expert_sessions(status="queued", product=product)
         experts = [u for u in await services.store.list_users() if is_expert(u, product)]
         online = [u.id for u in experts if services.presence.is_online(u.id)]
         waiting: list[str] = []
+        blocked = False  # first come, first served: once one waits for want of a slot, everyone behind waits
         for session in queued:
+            is_handed_back = handed_back is not None and session.room_id == handed_back[0]
+            candidates = [e for e in online if handed_back is None or e != handed_back[1]] if is_handed_back else online
             expert_id = (
-                await services.store.assign_expert_session(session.room_id, online, utcnow()) if not waiting else None
+                None if blocked else await services.store.assign_expert_session(session.room_id, candidates, utcnow())
             )
             if expert_id is None:
+                blocked = blocked or not is_handed_back
                 waiting.append(session.room_id)
                 continue
             await _expert_joined(services, session.room_id, expert_id)
@@ -118,6 +125,23 @@ async def dispatch_for_expert(services: Services, user: User) -> None:
     if is_expert(user):
         for product in user.skills:
             await dispatch(services, product)
+
+
+async def requeue_sessions_of(services: Services, expert: User) -> None:
+    """An expert was disabled: their open sessions go back to the front of their queues, to be served again."""
+    for session in await services.store.list_expert_sessions(expert_id=expert.id, status="active"):
+        requeued = await services.store.update_expert_session(
+            session.room_id, expected_status="active", status="queued", clear_expert=True
+        )
+        if requeued is None:
+            continue
+        await rooms.remove_member(services, room_id=session.room_id, user_id=expert.id)
+        await rooms.post_system_message(services, session.room_id, "原专家已离开，会话已转入专家队列，请稍候。")
+        await audit.record(
+            services, "expert_transferred", actor_id=None, room_id=session.room_id, product=session.product
+        )
+        await services.bus.publish(ExpertSessionChanged(session=requeued))
+        await dispatch(services, session.product)
 
 
 async def _active_session_of(services: Services, user: User, room_id: str) -> ExpertSession:
@@ -193,13 +217,17 @@ async def transfer_session(
     )
     if target is not None:
         await _expert_joined(services, room_id, target.id)
+        await dispatch(services, session.product)  # the old expert has a free slot now
     else:
         await rooms.post_system_message(services, room_id, "会话已转入专家队列，请稍候。")
         current = await services.store.get_expert_session(room_id)
         assert current is not None
         await services.bus.publish(ExpertSessionChanged(session=current))
-        await dispatch(services, current.product)
-    await dispatch(services, session.product)  # the old expert has a free slot now
+        # Handed back to a queue: not straight back to the expert who handed it back.
+        handed_back = (room_id, old_expert_id) if old_expert_id else None
+        await dispatch(services, current.product, handed_back=handed_back)
+        if current.product != session.product:
+            await dispatch(services, session.product)  # the old expert has a free slot now
     current = await services.store.get_expert_session(room_id)
     assert current is not None
     return await session_view(services, current)

@@ -80,6 +80,7 @@ def query_time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if not raw:
         return None
+    raw = raw.strip().replace(" ", "+")  # an unencoded "+08:00" arrives as " 08:00"
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as exc:

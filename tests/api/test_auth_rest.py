@@ -129,9 +129,12 @@ async def test_a_disabled_users_token_stops_working_at_once(server):
     for path in ("/api/me", "/api/rooms"):
         status, body = await http(server, "GET", path, token=token)
         assert_error(status, body, 401, "unauthorized")
-    # enabled again, the same token works again
+    # enabled again, the old token stays void: the user signs in anew
     await http(server, "PATCH", f"/api/admin/users/{user_id}", token=admin, json={"active": True})
-    assert (await http(server, "GET", "/api/me", token=token))[0] == 200
+    status, body = await http(server, "GET", "/api/me", token=token)
+    assert_error(status, body, 401, "unauthorized")
+    fresh, _ = await token_for(server, "xh.sun")
+    assert (await http(server, "GET", "/api/me", token=fresh))[0] == 200
 
 
 async def test_unknown_routes_and_methods_answer_json_errors(server):

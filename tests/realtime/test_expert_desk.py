@@ -61,7 +61,8 @@ async def test_a_request_goes_to_the_least_busy_online_expert_with_the_skill(ser
     ]
     assert history["messages"][0]["sender"]["id"] == li.user_id
     assert await expert_members(server, second["room_id"]) == [lin.user_id]
-    assert chen.events("room_added") and all(r["id"] != second["room_id"] for r in chen.events("room_added"))
+    await chen.wait_for("room_added", lambda r: r["id"] == first["room_id"])
+    assert all(r["id"] != second["room_id"] for r in chen.events("room_added"))
 
     # They talk.
     await lin.call("send_message", {"room_id": second["room_id"], "text": "您好，请讲", "client_msg_id": cid()})
@@ -412,3 +413,53 @@ async def test_raising_an_online_experts_limit_serves_the_queue_at_once(server, 
     await li.wait_for(
         "expert_session", lambda s: s["room_id"] == waiting["room_id"] and s["status"] == "active", timeout=1
     )
+
+
+async def test_a_session_handed_back_to_the_queue_does_not_bounce_to_the_expert_who_handed_it_back(
+    server, people: People
+):
+    """An expert going off shift hands a session back to the queue: it does not come straight back to them, and
+    the queue behind it is not held up by that — the freed slot serves the next in line."""
+    chen = await people.connect("se.chen")  # max 2
+    li, sun, zhou = [await people.connect(n) for n in ("xh.li", "xh.sun", "rf.zhou")]
+    mine = await ask(li, "司库", "问题一")
+    assert (await ask(sun, "司库", "问题二"))["expert"]["id"] == chen.user_id
+    behind = await ask(zhou, "司库", "问题三")
+    assert (mine["expert"]["id"], behind["status"]) == (chen.user_id, "queued")
+
+    ack = await chen.call("transfer_session", {"room_id": mine["room_id"], "product": "司库", "note": "我要下班了"})
+
+    assert ack["ok"], ack
+    assert (ack["session"]["status"], ack["session"]["expert"], ack["session"]["position"]) == ("queued", None, 1)
+    assert await expert_members(server, mine["room_id"]) == []
+    served = await zhou.wait_for(
+        "expert_session", lambda s: s["room_id"] == behind["room_id"] and s["status"] == "active"
+    )
+    assert served["expert"]["id"] == chen.user_id
+    await chen.disconnect()
+    lin = await people.connect("se.lin")
+    live = await li.wait_for(
+        "expert_session", lambda s: s["room_id"] == mine["room_id"] and s["expert_id"] == lin.user_id
+    )
+    assert live["status"] == "active"
+
+
+async def test_disabling_an_expert_puts_their_sessions_back_in_line_for_another(server, people: People):
+    lin = await people.connect("se.lin")  # 司库 only
+    zhou = await people.connect("rf.zhou")
+    session = await ask(zhou, "司库")
+    assert session["expert"]["name"] == "林静"
+
+    await people.admin("PATCH", f"/api/admin/users/{lin.user_id}", {"active": False})
+    queued = await zhou.wait_for(
+        "expert_session", lambda s: s["room_id"] == session["room_id"] and s["status"] == "queued"
+    )
+    assert queued["expert"] is None and queued["position"] == 1
+    assert await expert_members(server, session["room_id"]) == []
+
+    chen = await people.connect("se.chen")  # comes online with 司库 skill: takes the session over
+    taken = await zhou.wait_for(
+        "expert_session",
+        lambda s: s["room_id"] == session["room_id"] and s["status"] == "active" and s["expert"]["id"] != lin.user_id,
+    )
+    assert taken["expert"]["id"] == chen.user_id
