@@ -163,4 +163,26 @@ export class Realtime {
   deleteMessage(messageId) { return this.request('delete_message', { message_id: messageId }); }
   markRead(roomId, seq) { return this.request('mark_read', { room_id: roomId, seq }); }
   setTyping(roomId, typing) { return this.request('set_typing', { room_id: roomId, typing }, 5000); }
+
+  // Projects and the expert desk (docs/protocol.md).
+  listProjects() { return this.request('list_projects', {}); }
+  requestExpert(product, text) { return this.request('request_expert', { product, text }); }
+  getExpertSession(roomId) { return this.request('get_expert_session', { room_id: roomId }); }
+  getExpertConsole() { return this.request('get_expert_console', {}); }
+  closeSession(roomId) { return this.request('close_session', { room_id: roomId }); }
+
+  /** target: {toUserId} or {product}; the note (optional) becomes an internal note in the room. */
+  transferSession(roomId, { toUserId, product, note }) {
+    const p = { room_id: roomId };
+    if (toUserId) p.to_user_id = toUserId;
+    else p.product = product;
+    if (note) p.note = note;
+    return this.request('transfer_session', p);
+  }
+
+  rateSession(roomId, rating, comment) {
+    const p = { room_id: roomId, rating };
+    if (comment) p.comment = comment;
+    return this.request('rate_session', p);
+  }
 }

@@ -4,8 +4,11 @@
 import { t, getLang, setLang, onLangChange, applyI18n } from './i18n.js';
 import { ApiError, Realtime, session, login as apiLogin, getMe } from './api.js';
 import {
-  h, clear, avatar, stageBadge, roomItem, messageItem, pendingItem, memberItem, updateReceipt, snippet,
+  h, clear, avatar, stageBadge, roomItem, messageItem, pendingItem, memberItem, updateReceipt, snippet, shortTime, fullTime,
 } from './render.js';
+import {
+  EXPERT_PRODUCTS, productLabel, sessionBadge, boardColumns, consoleSessionItems, consoleQueueColumns, ratingStars, starsText,
+} from './desk.js';
 
 const PAGE_SIZE = 50;
 const CATCH_UP_PAGE = 100;
@@ -17,6 +20,11 @@ const NEAR_TOP_PX = 120;
 // big can never be accepted (the text limits are far lower), so it is refused here, without sending.
 const MAX_TEXT_BYTES_ON_WIRE = 60000;
 const NEAR_BOTTOM_PX = 80;
+const DESK_RELOAD_DEBOUNCE_MS = 150;
+// Admins see every project but hear room_updated only for rooms they are in, and staff who are not experts
+// hear no expert_queue: their board / console is polled while shown.
+const DESK_POLL_MS = 20000;
+const SESSION_FETCH_CONCURRENCY = 4;
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,6 +41,12 @@ const state = {
   connectedOnce: false,
   filter: '',
   membersOpen: !window.matchMedia('(max-width: 900px)').matches,
+  view: 'chat',            // 'chat' | 'board' | 'console'
+  sessions: new Map(),     // expert room id -> Session (docs/protocol.md "Session")
+  board: { projects: null, loading: false, error: '', gen: 0, timer: null },
+  console: { data: null, loading: false, error: '', gen: 0, timer: null },
+  justTransferred: null,   // room id of a session I am handing over (its room_removed is expected)
+  ratingPick: 0,
 };
 
 function newRoomState(room) {
@@ -86,6 +100,17 @@ function isMine(msg) {
 
 function isAdmin() {
   return !!(state.me && Array.isArray(state.me.roles) && state.me.roles.includes('admin'));
+}
+
+function isStaff() {
+  return !!(state.me && state.me.kind === 'staff');
+}
+
+/** Do I take expert sessions (and so hear expert_queue)? Mirrors the server's is_expert. */
+function isExpertMe() {
+  const me = state.me;
+  return !!(me && me.kind === 'staff' && (me.roles || []).includes('solution_expert')
+    && (me.skills || []).length > 0 && (me.max_sessions || 0) > 0);
 }
 
 function pageVisible() {
@@ -200,6 +225,7 @@ function logout(noticeKey) {
   state.rooms = new Map();
   state.openRoomId = null;
   state.connectedOnce = false;
+  resetDesk();
   session.clear();
   // Drop every piece of the previous user's data from the page.
   clear($('room-list'));
@@ -244,6 +270,7 @@ async function startSession() {
   }
   renderMe();
   $('internal-toggle').hidden = state.me.kind !== 'staff';
+  renderNav();
 
   const rt = new Realtime(token);
   state.rt = rt;
@@ -287,6 +314,9 @@ function bindSocket(rt) {
   s.on('room_added', (room) => onRoomAdded(room));
   s.on('room_removed', (ev) => onRoomRemoved(ev));
   s.on('room_updated', (room) => onRoomUpdated(room));
+  s.on('expert_session', (ev) => onExpertSession(ev));
+  s.on('queue_position', (ev) => onQueuePosition(ev));
+  s.on('expert_queue', (ev) => onExpertQueue(ev));
 }
 
 let connState = 'connecting';
@@ -310,10 +340,15 @@ async function onConnected() {
   try {
     await refreshRooms();
     if (state.rt !== rt) return;
+    loadSessions().catch(() => {});
     if (first) {
       const wanted = roomFromHash();
-      if (wanted && state.rooms.has(wanted)) await selectRoom(wanted);
+      if (location.hash === '#board' && isStaff()) showBoard();
+      else if (location.hash === '#console' && isStaff()) showConsole();
+      else if (wanted && state.rooms.has(wanted)) await selectRoom(wanted);
     } else {
+      if (state.view === 'board') loadBoard();
+      if (state.view === 'console' || state.console.data) loadConsole();
       await Promise.all([...state.rooms.values()].filter((rs) => rs.loaded).map((rs) => catchUp(rs)));
       const rs = openRoom();
       if (rs && state.rt === rt) {
@@ -428,12 +463,18 @@ function renderRoomList() {
         room.project && room.project.external_id].filter(Boolean).join(' ').toLowerCase();
       if (!hay.includes(filter)) continue;
     }
-    frag.appendChild(roomItem(room, { active: room.id === state.openRoomId, me: state.me, onOpen: selectRoom }));
+    const sess = room.kind === 'expert' ? state.sessions.get(room.id) : null;
+    frag.appendChild(roomItem(room, {
+      active: room.id === state.openRoomId, me: state.me, onOpen: selectRoom, kindBadge: sess ? sessionBadge(sess.status) : null,
+    }));
   }
   clear(ul);
   ul.appendChild(frag);
   $('room-empty').hidden = total > 0;
   updateTitle();
+  updateConsoleCount();
+  if (state.view === 'board') renderBoard();
+  else if (state.view === 'console') renderConsole();
 }
 
 function updateTitle() {
@@ -452,7 +493,14 @@ async function selectRoom(roomId) {
     stopTypingNow(true);
   }
   state.openRoomId = roomId;
+  state.ratingPick = 0;
+  $('rating-comment').value = '';
+  $('rating-error').textContent = '';
+  setView('chat');
   if (roomFromHash() !== roomId) history.replaceState(null, '', `#room=${encodeURIComponent(roomId)}`);
+  if (rs.room.kind === 'expert') {
+    ensureSession(roomId, true).then(() => { if (state.openRoomId === roomId) renderHeader(); }).catch(() => {});
+  }
   $('chat-placeholder').hidden = true;
   $('chat-room').hidden = false;
   $('message-input').value = rs.draft || '';
@@ -481,6 +529,7 @@ async function selectRoom(roomId) {
 function closeRoomView(noticeKey) {
   stopTypingNow(false);
   state.openRoomId = null;
+  setView('chat');
   $('chat-room').hidden = true;
   $('chat-placeholder').hidden = false;
   const n = $('chat-notice');
@@ -566,6 +615,7 @@ async function loadMembers(rs) {
   if (state.openRoomId === rs.room.id) {
     renderMembers();
     refreshReceipts(rs);
+    if (rs.room.kind === 'expert') renderExpertUi();
   }
 }
 
@@ -716,6 +766,11 @@ function onRoomAdded(room) {
   const rs = state.rooms.get(room.id);
   if (rs) { rs.room = { ...rs.room, ...room }; rs.removed = false; } else state.rooms.set(room.id, newRoomState(room));
   renderRoomList();
+  if (room.kind === 'expert') {
+    ensureSession(room.id, true).then(() => renderRoomList()).catch(() => {});
+    scheduleConsoleReload();
+  }
+  if (room.project) scheduleBoardReload();
 }
 
 function onRoomRemoved(ev) {
@@ -724,7 +779,14 @@ function onRoomRemoved(ev) {
   if (!rs) return;
   rs.removed = true;
   state.rooms.delete(ev.room_id);
-  if (state.openRoomId === ev.room_id) closeRoomView('chat.roomRemoved');
+  const transferred = state.justTransferred === ev.room_id;
+  if (transferred) state.justTransferred = null;
+  if (rs.room.kind === 'expert') {
+    state.sessions.delete(ev.room_id);
+    scheduleConsoleReload();
+  }
+  if (rs.room.project) scheduleBoardReload();
+  if (state.openRoomId === ev.room_id) closeRoomView(transferred ? 'expert.transferred' : 'chat.roomRemoved');
   else renderRoomList();
 }
 
@@ -741,6 +803,7 @@ function onRoomUpdated(room) {
     else next[k] = v;
   }
   rs.room = next;
+  if (room.project) patchBoardProject(room.project);
   renderRoomList();
   if (state.openRoomId === room.id) {
     renderHeader();
@@ -921,12 +984,18 @@ function renderHeader() {
   $('chat-title').title = title;
   const stageSlot = $('chat-stage');
   clear(stageSlot);
+  const sess = room.kind === 'expert' ? state.sessions.get(room.id) : null;
   if (room.project && room.project.stage) stageSlot.appendChild(stageBadge(room.project.stage));
-  else if (room.kind === 'expert') stageSlot.appendChild(h('span', { className: 'stage-badge stage-expert', i18n: 'rooms.kind.expert' }));
+  else if (room.kind === 'expert') {
+    stageSlot.appendChild(h('span', { className: 'stage-badge stage-expert', i18n: 'rooms.kind.expert' }));
+    if (sess) stageSlot.appendChild(sessionBadge(sess.status));
+  }
   const p = room.project;
-  const parts = p ? [p.client_org, (p.products || []).join('、'), p.external_id].filter(Boolean) : [];
-  $('chat-subtitle').textContent = parts.join(' · ');
+  let parts = p ? [p.client_org, (p.products || []).map(productLabel).join('、'), p.external_id] : [];
+  if (sess) parts = [productLabel(sess.product), isStaff() ? clientLabel(rs, sess) : null];
+  $('chat-subtitle').textContent = parts.filter(Boolean).join(' · ');
   updateComposerState();
+  renderExpertUi();
 }
 
 function renderMembers() {
@@ -986,8 +1055,20 @@ function renderReplyBar() {
 function updateComposerState() {
   const rs = openRoom();
   const readOnly = !!(rs && rs.room.read_only);
-  $('readonly-banner').hidden = !readOnly;
-  $('composer').hidden = readOnly;
+  const banner = $('readonly-banner');
+  // An expert room's own banner (top) already says the session has ended.
+  banner.hidden = !readOnly || rs.room.kind === 'expert';
+  if (readOnly) {
+    banner.dataset.i18n = 'chat.readOnly';
+    banner.textContent = t('chat.readOnly');
+  }
+  const input = $('message-input');
+  input.disabled = readOnly;
+  input.placeholder = t(readOnly ? 'chat.readOnlyInput' : 'composer.placeholder');
+  $('send-button').disabled = readOnly;
+  $('composer').classList.toggle('read-only', readOnly);
+  $('composer').dataset.readOnly = String(readOnly);
+  $('internal-toggle').hidden = !isStaff() || readOnly;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1169,6 +1250,597 @@ function stopTypingNow(notify) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Delivery desk: navigation, project board, expert console, expert sessions
+// ---------------------------------------------------------------------------------------------
+
+function resetDesk() {
+  clearTimeout(state.board.timer);
+  clearTimeout(state.console.timer);
+  state.view = 'chat';
+  state.sessions = new Map();
+  state.board = { projects: null, loading: false, error: '', gen: state.board.gen + 1, timer: null };
+  state.console = { data: null, loading: false, error: '', gen: state.console.gen + 1, timer: null };
+  state.justTransferred = null;
+  state.ratingPick = 0;
+  for (const id of ['ask-dialog', 'transfer-dialog', 'close-dialog']) if ($(id).open) $(id).close();
+  $('board-view').hidden = true;
+  $('console-view').hidden = true;
+  clear($('board'));
+  clear($('console-sessions'));
+  clear($('console-queues'));
+  $('sidebar-nav').hidden = true;
+  $('expert-banner').hidden = true;
+  $('rating-form').hidden = true;
+  $('rating-thanks').hidden = true;
+  $('expert-actions').hidden = true;
+}
+
+function renderNav() {
+  const staff = isStaff();
+  $('sidebar-nav').hidden = false;
+  $('ask-expert-button').hidden = !state.me || state.me.kind !== 'client';
+  $('nav-board').hidden = !staff;
+  $('nav-console').hidden = !staff;
+  for (const id of ['nav-board', 'nav-console']) {
+    const b = $(id);
+    const on = b.dataset.view === state.view;
+    b.classList.toggle('active', on);
+    if (on) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
+  }
+  updateConsoleCount();
+}
+
+function updateConsoleCount() {
+  const el = $('nav-console-count');
+  if (!state.me) { el.hidden = true; return; }
+  let n = 0;
+  for (const s of state.sessions.values()) if (s.status === 'active' && s.expert_id === state.me.id) n += 1;
+  el.textContent = String(n);
+  el.hidden = n === 0;
+  el.title = t('console.capacity', { count: n, max: state.me.max_sessions ?? '–' });
+}
+
+/** Show one of the main views. The chat view shows the open room, or the placeholder. */
+function setView(view) {
+  state.view = view;
+  $('board-view').hidden = view !== 'board';
+  $('console-view').hidden = view !== 'console';
+  if (view !== 'chat') {
+    $('chat-room').hidden = true;
+    $('chat-placeholder').hidden = true;
+  } else if (!state.openRoomId) {
+    $('chat-room').hidden = true;
+    $('chat-placeholder').hidden = false;
+  }
+  if (state.me) renderNav();
+}
+
+/** Leave the open room without a notice (switching to the board or console). */
+function leaveOpenRoom() {
+  const rs = openRoom();
+  if (rs) rs.draft = $('message-input').value;
+  stopTypingNow(true);
+  state.openRoomId = null;
+  $('chat-notice').hidden = true;
+}
+
+async function openRoomById(roomId) {
+  if (!state.rooms.has(roomId) && state.rt) {
+    try { await refreshRooms(); } catch (err) { if (handleAuthFailure(err)) return; }
+  }
+  if (state.rooms.has(roomId)) await selectRoom(roomId);
+}
+
+// ---- board ----
+
+function showBoard() {
+  if (!isStaff()) return;
+  leaveOpenRoom();
+  setView('board');
+  if (location.hash !== '#board') history.replaceState(null, '', '#board');
+  renderRoomList();
+  loadBoard();
+}
+
+async function loadBoard() {
+  if (!state.rt || !isStaff()) return;
+  const b = state.board;
+  const gen = ++b.gen;
+  b.loading = true;
+  if (state.view === 'board') renderBoard();
+  try {
+    const res = await state.rt.listProjects();
+    if (gen !== state.board.gen) return;
+    b.projects = res.projects || [];
+    b.error = '';
+  } catch (err) {
+    if (handleAuthFailure(err)) return;
+    if (gen === state.board.gen) b.error = errorText(err);
+  } finally {
+    if (gen === state.board.gen) {
+      b.loading = false;
+      if (state.view === 'board') renderBoard();
+    }
+  }
+}
+
+function scheduleBoardReload() {
+  if (!isStaff() || state.view !== 'board') return;
+  clearTimeout(state.board.timer);
+  state.board.timer = setTimeout(loadBoard, DESK_RELOAD_DEBOUNCE_MS);
+}
+
+/** A room_updated of a project room: move its card at once (a reload is scheduled for anything unknown). */
+function patchBoardProject(project) {
+  const list = state.board.projects;
+  if (!list || !project || !project.id) return;
+  const i = list.findIndex((p) => p.id === project.id);
+  if (i >= 0) list[i] = { ...list[i], ...project };
+  else scheduleBoardReload();
+}
+
+function renderBoard() {
+  const b = state.board;
+  $('board-subtitle').textContent = t(isAdmin() ? 'board.subtitleAdmin' : 'board.subtitle');
+  $('board-status').textContent = b.error || (b.loading && !b.projects ? t('board.loading') : '');
+  const board = $('board');
+  board.dataset.loaded = String(!!b.projects);
+  clear(board);
+  if (!b.projects) return;
+  const roomFor = (p) => { const rs = p.room_id && state.rooms.get(p.room_id); return rs ? rs.room : null; };
+  for (const col of boardColumns(b.projects, { admin: isAdmin(), roomFor, onOpen: (id) => openRoomById(id) })) {
+    board.appendChild(col);
+  }
+}
+
+// ---- expert console ----
+
+function showConsole() {
+  if (!isStaff()) return;
+  leaveOpenRoom();
+  setView('console');
+  if (location.hash !== '#console') history.replaceState(null, '', '#console');
+  renderRoomList();
+  loadConsole();
+}
+
+async function loadConsole() {
+  if (!state.rt || !isStaff()) return;
+  const c = state.console;
+  const gen = ++c.gen;
+  c.loading = true;
+  if (state.view === 'console') renderConsole();
+  try {
+    const res = await state.rt.getExpertConsole();
+    if (gen !== state.console.gen) return;
+    c.data = { sessions: res.sessions || [], queue: res.queue || {}, experts: res.experts || [],
+      products: res.products || [...EXPERT_PRODUCTS] };
+    c.error = '';
+    for (const s of c.data.sessions) if (!state.sessions.has(s.room_id)) state.sessions.set(s.room_id, s);
+  } catch (err) {
+    if (handleAuthFailure(err)) return;
+    if (gen === state.console.gen) c.error = errorText(err);
+  } finally {
+    if (gen === state.console.gen) {
+      c.loading = false;
+      if (state.view === 'console') renderConsole();
+      const rs = openRoom();
+      if (rs && rs.room.kind === 'expert') renderHeader();
+    }
+  }
+}
+
+/** The console's data is kept fresh while it is shown or has been loaded (the transfer form uses it). */
+function scheduleConsoleReload() {
+  if (!isStaff() || (state.view !== 'console' && !state.console.data)) return;
+  clearTimeout(state.console.timer);
+  state.console.timer = setTimeout(loadConsole, DESK_RELOAD_DEBOUNCE_MS);
+}
+
+function renderConsole() {
+  const c = state.console;
+  const me = state.me || {};
+  const skills = Array.isArray(me.skills) ? me.skills : [];
+  $('console-subtitle').textContent = skills.length && (me.roles || []).includes('solution_expert')
+    ? `${t('console.subtitle')} · ${t('console.skills', { skills: skills.map(productLabel).join('、') })}`
+    : `${t('console.subtitle')} · ${t('console.noSkills')}`;
+  $('console-status').textContent = c.error || (c.loading && !c.data ? t('console.loading') : '');
+  const list = $('console-sessions');
+  const queues = $('console-queues');
+  $('console').dataset.loaded = String(!!c.data);
+  clear(list);
+  clear(queues);
+  if (!c.data) { $('console-capacity').textContent = ''; return; }
+  $('console-capacity').textContent = t('console.capacity', { count: c.data.sessions.length, max: me.max_sessions ?? '–' });
+  const unreadFor = (roomId) => { const rs = state.rooms.get(roomId); return rs ? Math.max(0, rs.room.unread || 0) : 0; };
+  for (const li of consoleSessionItems(c.data.sessions, { onOpen: (id) => openRoomById(id), unreadFor })) list.appendChild(li);
+  for (const col of consoleQueueColumns(c.data.products, c.data.queue)) queues.appendChild(col);
+}
+
+function onExpertQueue(ev) {
+  if (!ev || !ev.product || !Array.isArray(ev.queue)) return;
+  const d = state.console.data;
+  if (!d) return;
+  d.queue = { ...d.queue, [ev.product]: ev.queue };
+  if (!d.products.includes(ev.product)) d.products = [...d.products, ev.product];
+  if (state.view === 'console') renderConsole();
+}
+
+// ---- expert sessions ----
+
+function applySession(s) {
+  if (!s || !s.room_id) return null;
+  const prev = state.sessions.get(s.room_id) || null;
+  state.sessions.set(s.room_id, { ...s });
+  return prev;
+}
+
+async function ensureSession(roomId, force = false, retries = 0) {
+  if (!state.rt) return null;
+  if (!force && state.sessions.has(roomId)) return state.sessions.get(roomId);
+  const rt = state.rt;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const res = await rt.getExpertSession(roomId);
+      if (state.rt !== rt) return null;
+      applySession(res.session);
+      return res.session;
+    } catch (err) {
+      if (handleAuthFailure(err)) return null;
+      // Many expert rooms at once can hit the per-user event limit: wait and ask again.
+      if (!(err instanceof ApiError && err.code === 'rate_limited') || attempt >= retries || state.rt !== rt) return null;
+      await new Promise((resolve) => { setTimeout(resolve, 1000 * (attempt + 1)); });
+    }
+  }
+}
+
+/** After (re)connecting: the state of every expert session whose room we are in (closed ones are final). */
+async function loadSessions() {
+  const ids = [...state.rooms.values()]
+    .filter((rs) => rs.room.kind === 'expert')
+    .map((rs) => rs.room.id)
+    .filter((id) => { const s = state.sessions.get(id); return !s || s.status !== 'closed'; });
+  const rt = state.rt;
+  const worker = async () => {
+    while (ids.length && state.rt === rt) await ensureSession(ids.shift(), true, 3);
+  };
+  await Promise.all(Array.from({ length: SESSION_FETCH_CONCURRENCY }, worker));
+  if (state.rt !== rt) return;
+  renderRoomList();
+  if (openRoom()) renderHeader();
+}
+
+function onExpertSession(s) {
+  if (!s || !s.room_id) return;
+  const prev = applySession(s);
+  const rs = roomState(s.room_id);
+  if (!rs && state.rt && s.status !== 'closed') refreshRooms().catch(() => {});
+  renderRoomList();
+  if (rs && state.openRoomId === s.room_id) {
+    renderHeader();
+    if (!prev || prev.status !== s.status || prev.expert_id !== s.expert_id) loadMembers(rs).catch(() => {});
+  }
+  scheduleConsoleReload();
+}
+
+function onQueuePosition(ev) {
+  if (!ev || !ev.room_id || typeof ev.position !== 'number') return;
+  const s = state.sessions.get(ev.room_id);
+  if (!s) { ensureSession(ev.room_id, true).then(() => { renderRoomList(); if (state.openRoomId === ev.room_id) renderHeader(); }); return; }
+  if (s.status !== 'queued') return;
+  s.position = ev.position;
+  if (state.openRoomId === ev.room_id) renderExpertUi();
+}
+
+/** "周敏（瑞丰物流股份有限公司）": the session's client, from the console or the member list. */
+function clientLabel(rs, s) {
+  let user = null;
+  const fromConsole = state.console.data && state.console.data.sessions.find((x) => x.room_id === s.room_id);
+  if (fromConsole && fromConsole.client) user = fromConsole.client;
+  else if (rs.members && rs.members.get(s.client_id)) user = rs.members.get(s.client_id).user;
+  if (!user) return '';
+  return user.org ? `${user.name}（${user.org}）` : user.name;
+}
+
+function renderExpertUi() {
+  const rs = openRoom();
+  const banner = $('expert-banner');
+  const actions = $('expert-actions');
+  const form = $('rating-form');
+  const thanks = $('rating-thanks');
+  if (!rs || rs.room.kind !== 'expert') {
+    banner.hidden = true; actions.hidden = true; form.hidden = true; thanks.hidden = true;
+    return;
+  }
+  const s = state.sessions.get(rs.room.id);
+  const me = state.me;
+  let title;
+  let sub = '';
+  if (!s) {
+    title = t('expert.loading');
+  } else if (s.status === 'queued') {
+    const pos = s.position || 1;
+    if (me.id === s.client_id) {
+      title = t('expert.queued', { position: pos });
+      sub = pos > 1 ? t('expert.queuedAhead', { ahead: pos - 1 }) : t('expert.queuedNext');
+    } else {
+      title = t('expert.queuedStaff', { position: pos });
+      sub = productLabel(s.product);
+    }
+  } else if (s.status === 'active') {
+    const e = s.expert || {};
+    const time = s.assigned_at ? shortTime(s.assigned_at) : '';
+    if (me.id === s.expert_id) {
+      title = t('expert.serving', { client: clientLabel(rs, s) || '…' });
+      sub = t('expert.servingSub', { product: productLabel(s.product), time });
+    } else {
+      title = t('expert.joined', { name: e.name || '' });
+      sub = t('expert.joinedSub', { org: e.org || '', time });
+    }
+  } else {
+    title = t('expert.closed');
+    sub = s.closed_at ? t('expert.closedSub', { time: shortTime(s.closed_at) }) : '';
+  }
+  banner.hidden = false;
+  banner.dataset.status = s ? s.status : 'loading';
+  banner.dataset.position = s && s.status === 'queued' ? String(s.position || '') : '';
+  $('expert-banner-title').textContent = title;
+  $('expert-banner-sub').textContent = sub;
+  $('expert-banner-sub').title = s && s.assigned_at ? fullTime(s.assigned_at) : '';
+
+  actions.hidden = !(s && s.status === 'active' && !rs.room.read_only && (s.expert_id === me.id || isAdmin()));
+  const mine = !!(s && s.status === 'closed' && me.id === s.client_id);
+  form.hidden = !(mine && (s.rating === null || s.rating === undefined));
+  thanks.hidden = !(mine && s.rating !== null && s.rating !== undefined);
+  if (!form.hidden) renderStars();
+  if (!thanks.hidden) {
+    const el = $('rating-thanks-stars');
+    el.textContent = starsText(s.rating);
+    el.title = t('rating.yours', { n: s.rating });
+    el.dataset.rating = String(s.rating);
+  }
+}
+
+function renderStars() {
+  const box = $('rating-stars');
+  clear(box);
+  for (const b of ratingStars(state.ratingPick, (n) => {
+    state.ratingPick = n;
+    $('rating-error').textContent = '';
+    renderStars();
+    const btn = box.querySelector(`[data-value="${n}"]`);
+    if (btn) btn.focus();
+  })) box.appendChild(b);
+  box.dataset.value = String(state.ratingPick);
+}
+
+async function onRatingSubmit(ev) {
+  ev.preventDefault();
+  const rs = openRoom();
+  const s = rs && state.sessions.get(rs.room.id);
+  if (!s) return;
+  if (!state.ratingPick) { $('rating-error').textContent = t('rating.required'); return; }
+  const btn = $('rating-submit');
+  btn.disabled = true;
+  $('rating-error').textContent = '';
+  try {
+    const res = await state.rt.rateSession(s.room_id, state.ratingPick, $('rating-comment').value.trim());
+    applySession(res.session);
+    $('rating-comment').value = '';
+    state.ratingPick = 0;
+    if (state.openRoomId === s.room_id) renderExpertUi();
+  } catch (err) {
+    if (handleAuthFailure(err)) return;
+    $('rating-error').textContent = errorText(err);
+    if (err instanceof ApiError && err.code === 'forbidden') {
+      // Rated already (another tab) or not closed after all: show the session as it is.
+      await ensureSession(s.room_id, true);
+      if (state.openRoomId === s.room_id) renderExpertUi();
+    }
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// ---- ask an expert (clients) ----
+
+function openAskDialog() {
+  const box = $('ask-products');
+  const chosen = box.querySelector('input:checked');
+  const keep = chosen ? chosen.value : null;
+  clear(box);
+  for (const product of EXPERT_PRODUCTS) {
+    const input = h('input', { attrs: { type: 'radio', name: 'ask-product', value: product } });
+    if (product === keep) input.checked = true;
+    box.appendChild(h('label', { className: 'choice', testid: 'ask-product', dataset: { product } },
+      input, h('span', { className: 'choice-text', text: productLabel(product) })));
+  }
+  $('ask-error').textContent = '';
+  setAskBusy(false);
+  $('ask-dialog').showModal();
+  (box.querySelector('input:checked') ? $('ask-text') : box.querySelector('input')).focus();
+}
+
+function setAskBusy(busy) {
+  const b = $('ask-submit');
+  b.disabled = busy;
+  b.dataset.i18n = busy ? 'ask.submitting' : 'ask.submit';
+  b.textContent = t(b.dataset.i18n);
+}
+
+async function onAskSubmit(ev) {
+  ev.preventDefault();
+  const chosen = $('ask-products').querySelector('input:checked');
+  const text = $('ask-text').value;
+  const err = $('ask-error');
+  if (!chosen) { err.textContent = t('ask.chooseProduct'); return; }
+  if (!text.trim()) { err.textContent = t('error.empty_text'); return; }
+  if (tooBigForWire(text)) { err.textContent = t('error.text_too_long'); return; }
+  const product = chosen.value;
+  err.textContent = '';
+  setAskBusy(true);
+  try {
+    const known = new Set(state.rooms.keys());
+    let roomId = null;
+    const open = [...state.sessions.values()].find((s) => s.client_id === state.me.id && s.product === product
+      && s.status !== 'closed' && state.rooms.has(s.room_id));
+    if (open) {
+      roomId = open.room_id;
+    } else {
+      const res = await state.rt.requestExpert(product, text);
+      applySession(res.session);
+      roomId = res.session.room_id;
+      // The server answers with the open session when there is one: then the question still has to be asked.
+      if (!known.has(roomId)) {
+        $('ask-text').value = '';
+        $('ask-dialog').close();
+        await openRoomById(roomId);
+        return;
+      }
+    }
+    await state.rt.sendMessage({ roomId, text, clientMsgId: newClientMsgId() });
+    $('ask-text').value = '';
+    $('ask-dialog').close();
+    await openRoomById(roomId);
+  } catch (e) {
+    if (handleAuthFailure(e)) return;
+    err.textContent = errorText(e);
+  } finally {
+    setAskBusy(false);
+  }
+}
+
+// ---- transfer and close (the session's expert) ----
+
+function staffDetail(err) {
+  // Staff see the server's (English) detail too: "has no free session slot" says more than "forbidden".
+  const base = errorText(err);
+  return err instanceof ApiError && err.message && err.message !== err.code && base !== err.message
+    ? `${base}（${err.message}）` : base;
+}
+
+async function openTransferDialog() {
+  const rs = openRoom();
+  const s = rs && state.sessions.get(rs.room.id);
+  if (!s || s.status !== 'active') return;
+  $('transfer-error').textContent = '';
+  $('transfer-note').value = '';
+  $('transfer-submit').disabled = false;
+  if (!state.console.data) await loadConsole();
+  const d = state.console.data;
+  const select = $('transfer-target');
+  clear(select);
+  const experts = d ? d.experts.filter((e) => e.id !== s.expert_id && e.id !== state.me.id
+    && Array.isArray(e.skills) && e.skills.includes(s.product)) : [];
+  const g1 = h('optgroup', { attrs: { label: t('expert.transferGroupExperts') } });
+  for (const e of experts) {
+    g1.appendChild(h('option', { text: `${e.name} · ${(e.skills || []).map(productLabel).join('、')}`,
+      attrs: { value: `user:${e.id}` }, dataset: { userId: e.id } }));
+  }
+  if (!experts.length) g1.appendChild(h('option', { text: t('expert.noExperts'), attrs: { value: '', disabled: true } }));
+  const g2 = h('optgroup', { attrs: { label: t('expert.transferGroupQueues') } });
+  for (const p of (d ? d.products : EXPERT_PRODUCTS)) {
+    g2.appendChild(h('option', { text: t('expert.transferToQueue', { product: productLabel(p) }),
+      attrs: { value: `product:${p}` }, dataset: { product: p } }));
+  }
+  select.appendChild(g1);
+  select.appendChild(g2);
+  const first = select.querySelector('option:not([disabled])');
+  if (first) select.value = first.value;
+  $('transfer-dialog').showModal();
+  select.focus();
+}
+
+async function onTransferSubmit(ev) {
+  ev.preventDefault();
+  const rs = openRoom();
+  const s = rs && state.sessions.get(rs.room.id);
+  if (!s) { $('transfer-dialog').close(); return; }
+  const value = $('transfer-target').value || '';
+  const [kind, ...rest] = value.split(':');
+  const target = rest.join(':');
+  if (!target) { $('transfer-error').textContent = t('error.invalid_payload'); return; }
+  const note = $('transfer-note').value.trim();
+  $('transfer-submit').disabled = true;
+  $('transfer-error').textContent = '';
+  state.justTransferred = s.room_id;
+  try {
+    const res = await state.rt.transferSession(s.room_id, kind === 'user' ? { toUserId: target, note } : { product: target, note });
+    $('transfer-dialog').close();
+    if (state.rooms.has(s.room_id)) {
+      applySession(res.session);
+      // Back to a queue and straight back to me, or I stay in the room as an admin: not "transferred away".
+      if (res.session.expert_id === state.me.id || isAdmin()) state.justTransferred = null;
+      if (state.openRoomId === s.room_id) renderHeader();
+    }
+    scheduleConsoleReload();
+  } catch (err) {
+    state.justTransferred = null;
+    if (handleAuthFailure(err)) return;
+    $('transfer-error').textContent = staffDetail(err);
+  } finally {
+    $('transfer-submit').disabled = false;
+  }
+}
+
+function openCloseDialog() {
+  const rs = openRoom();
+  const s = rs && state.sessions.get(rs.room.id);
+  if (!s || s.status !== 'active') return;
+  $('close-error').textContent = '';
+  $('close-confirm').disabled = false;
+  $('close-dialog').showModal();
+  $('close-cancel').focus();
+}
+
+async function onCloseSubmit(ev) {
+  ev.preventDefault();
+  const rs = openRoom();
+  const s = rs && state.sessions.get(rs.room.id);
+  if (!s) { $('close-dialog').close(); return; }
+  $('close-confirm').disabled = true;
+  try {
+    const res = await state.rt.closeSession(s.room_id);
+    applySession(res.session);
+    $('close-dialog').close();
+    if (state.openRoomId === s.room_id) renderHeader();
+    renderRoomList();
+    scheduleConsoleReload();
+  } catch (err) {
+    if (handleAuthFailure(err)) return;
+    $('close-error').textContent = staffDetail(err);
+    $('close-confirm').disabled = false;
+  }
+}
+
+function bindDeskUi() {
+  $('nav-board').addEventListener('click', () => showBoard());
+  $('nav-console').addEventListener('click', () => showConsole());
+  $('board-refresh').addEventListener('click', () => loadBoard());
+  $('console-refresh').addEventListener('click', () => loadConsole());
+  $('ask-expert-button').addEventListener('click', openAskDialog);
+  $('ask-form').addEventListener('submit', onAskSubmit);
+  $('ask-cancel').addEventListener('click', () => $('ask-dialog').close());
+  $('ask-text').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !e.isComposing) { e.preventDefault(); $('ask-form').requestSubmit(); }
+  });
+  $('transfer-button').addEventListener('click', () => { openTransferDialog().catch(() => {}); });
+  $('transfer-form').addEventListener('submit', onTransferSubmit);
+  $('transfer-cancel').addEventListener('click', () => $('transfer-dialog').close());
+  $('close-session-button').addEventListener('click', openCloseDialog);
+  $('close-form').addEventListener('submit', onCloseSubmit);
+  $('close-cancel').addEventListener('click', () => $('close-dialog').close());
+  $('rating-form').addEventListener('submit', onRatingSubmit);
+  // What no event reports: projects whose rooms an admin is not in, and the queues for staff who are not
+  // experts themselves (expert_queue goes to experts only). Polled while shown.
+  setInterval(() => {
+    if (!state.me || !pageVisible() || !state.rt || !state.rt.connected) return;
+    if (state.view === 'board' && isAdmin()) loadBoard();
+    if (state.view === 'console' && !isExpertMe()) loadConsole();
+  }, DESK_POLL_MS);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Wiring
 // ---------------------------------------------------------------------------------------------
 
@@ -1209,6 +1881,9 @@ function bindUi() {
   // Back on the network: reconnect at once instead of waiting out the back-off.
   window.addEventListener('online', () => { if (state.rt && !state.rt.connected) state.rt.reconnectNow(); });
   window.addEventListener('hashchange', () => {
+    if (!state.me) return;
+    if (location.hash === '#board' && isStaff()) { if (state.view !== 'board') showBoard(); return; }
+    if (location.hash === '#console' && isStaff()) { if (state.view !== 'console') showConsole(); return; }
     const id = roomFromHash();
     if (id && id !== state.openRoomId && state.rooms.has(id)) selectRoom(id);
   });
@@ -1217,9 +1892,13 @@ function bindUi() {
     const rs = openRoom();
     if (rs && rs.typing.size) renderTyping();
   }, 1000);
+  bindDeskUi();
   onLangChange(() => {
     if (!state.me) return;
     renderRoomList();
+    renderNav();
+    if (state.view === 'board') renderBoard();
+    if (state.view === 'console') renderConsole();
     if (openRoom()) {
       renderHeader();
       renderMessages({ keepPosition: true });

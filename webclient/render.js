@@ -159,7 +159,8 @@ export function previewText(room, me) {
   return who ? `${prefix}${who}：${body}` : `${prefix}${body}`;
 }
 
-export function roomItem(room, { active, me, onOpen }) {
+/** One row of the room list. kindBadge: an optional badge for rooms without a stage (an expert session's status). */
+export function roomItem(room, { active, me, onOpen, kindBadge = null }) {
   const unread = Math.max(0, Number(room.unread) || 0);
   const stage = room.project && room.project.stage;
   const title = room.title || (room.project && room.project.name) || room.id;
@@ -167,7 +168,7 @@ export function roomItem(room, { active, me, onOpen }) {
   const btn = h('button', {
     className: `room-item${active ? ' active' : ''}${unread ? ' has-unread' : ''}`,
     testid: 'room-item',
-    dataset: { roomId: room.id },
+    dataset: { roomId: room.id, kind: room.kind || '' },
     attrs: { type: 'button', 'aria-current': active ? 'true' : null },
     on: { click: () => onOpen(room.id) },
   },
@@ -178,7 +179,7 @@ export function roomItem(room, { active, me, onOpen }) {
       lastAt ? h('span', { className: 'room-time', text: listTime(lastAt), title: fullTime(lastAt) }) : null),
     h('span', { className: 'room-line' },
       stage ? stageBadge(stage) : (room.kind === 'expert'
-        ? h('span', { className: 'stage-badge stage-expert', i18n: 'rooms.kind.expert' }) : null),
+        ? (kindBadge || h('span', { className: 'stage-badge stage-expert', i18n: 'rooms.kind.expert' })) : null),
       h('span', { className: 'room-preview', testid: 'room-preview', text: previewText(room, me) }),
       unread ? h('span', {
         className: 'unread-badge', testid: 'unread-badge', text: unread > 99 ? '99+' : String(unread),
