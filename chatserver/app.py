@@ -41,6 +41,7 @@ def build_services(settings: Settings) -> Services:
         send_limiter=RateLimiter(settings.rate_send_per_second, settings.rate_send_burst),
         event_limiter=RateLimiter(settings.rate_events_per_second, settings.rate_events_burst),
         login_limiter=RateLimiter(settings.rate_login_per_minute / 60, settings.rate_login_per_minute),
+        login_ip_limiter=RateLimiter(settings.rate_login_ip_per_minute / 60, settings.rate_login_ip_per_minute),
     )
 
 

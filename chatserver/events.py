@@ -94,7 +94,9 @@ class UserUpdated:
 
 
 @dataclass(frozen=True, slots=True)
-class UserDisabled:
+class SessionsRevoked:
+    """The user's tokens were voided (disabled, or the password changed): their open sockets must close now."""
+
     user_id: str
 
 
@@ -112,5 +114,5 @@ Event = (
     | ExpertSessionChanged
     | ExpertQueueChanged
     | UserUpdated
-    | UserDisabled
+    | SessionsRevoked
 )

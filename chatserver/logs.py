@@ -25,6 +25,7 @@ _SAFE_FIELDS = (
     "url",
     "count",
     "seconds",
+    "reason",
 )
 
 

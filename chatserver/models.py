@@ -85,8 +85,9 @@ class Project:
     room_id: str | None = None
     unstaffed: list[str] = field(default_factory=list)  # roles that could not be filled automatically
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
+    def to_wire(self, *, admin_view: bool = False) -> dict[str, Any]:
+        """`unstaffed` (an internal staffing problem) only in the admins' view."""
+        view: dict[str, Any] = {
             "id": self.id,
             "external_id": self.external_id,
             "name": self.name,
@@ -94,8 +95,10 @@ class Project:
             "products": list(self.products),
             "stage": self.stage,
             "room_id": self.room_id,
-            "unstaffed": list(self.unstaffed),
         }
+        if admin_view:
+            view["unstaffed"] = list(self.unstaffed)
+        return view
 
 
 @dataclass(slots=True)

@@ -176,6 +176,9 @@ class PlatformProject(Payload):
 
 
 class StageChange(Payload):
+    # The signature covers the body, not the URL: naming the project in the body too means a signed
+    # stage move cannot be replayed against another project's URL.
+    external_id: ExternalId
     stage: StageName
 
 

@@ -25,7 +25,8 @@ class Services:
     metrics: Metrics
     send_limiter: RateLimiter
     event_limiter: RateLimiter
-    login_limiter: RateLimiter
+    login_limiter: RateLimiter  # per address and username
+    login_ip_limiter: RateLimiter  # per address
     expert_desk_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one dispatcher at a time
     system_user_id: str = ""  # the sender of system messages, set when the store opens
     draining: bool = field(default=False)

@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -52,7 +53,8 @@ class Settings(BaseModel):
     bank_org: str = "云帆银行交易银行部"  # the organisation of staff created from the platform's payloads
     products: list[str] = Field(default_factory=lambda: ["银企直连", "司库"])  # products experts can be asked about
 
-    rate_login_per_minute: int = Field(10, ge=1)  # sign-in attempts per username
+    rate_login_per_minute: int = Field(10, ge=1)  # sign-in attempts per address and username
+    rate_login_ip_per_minute: int = Field(60, ge=1)  # sign-in attempts per address, whatever the username
 
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     log_level: str = "INFO"
@@ -62,6 +64,13 @@ class Settings(BaseModel):
     def _pinned_algorithm(cls, value: str) -> str:
         if value not in {"HS256", "HS384", "HS512"}:
             raise ValueError("must be one of HS256, HS384, HS512")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _supported_store(cls, value: str) -> str:
+        if value and not (value.startswith("sqlite:///") and len(value) > len("sqlite:///")):
+            raise ValueError("must be sqlite:///path/to/file.db (relative) or sqlite:////absolute/path.db")
         return value
 
     @field_validator("log_level")
@@ -84,11 +93,17 @@ class Settings(BaseModel):
         return self.store_url or f"sqlite:///{self.data_dir / 'chat.db'}"
 
     def public_view(self) -> dict[str, Any]:
-        """The settings as `show-config` prints them: secrets hidden."""
+        """The settings as `show-config` prints them: secrets hidden, and passwords inside URLs too."""
         view = self.model_dump(mode="json")
         for name in SECRET_FIELDS:
             if view.get(name):
                 view[name] = "***"
+        for name, value in view.items():
+            if name.endswith("_url") and isinstance(value, str) and "@" in value:
+                parts = urlsplit(value)
+                if parts.password:
+                    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+                    view[name] = urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
         return view
 
 

@@ -33,4 +33,4 @@ async def change_stage(
     base_url: str, external_id: str, stage: str, secret: str, **kw: Any
 ) -> tuple[int, dict[str, Any]]:
     path = f"/api/integrations/platform/projects/{external_id}/stage"
-    return await send_signed(base_url, path, {"stage": stage}, secret, **kw)
+    return await send_signed(base_url, path, {"external_id": external_id, "stage": stage}, secret, **kw)

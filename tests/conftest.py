@@ -187,29 +187,29 @@ async def connect(url: str, token: str | None, **kwargs: Any) -> ChatClient:
     return client
 
 
+async def token_for(server: RunningServer, username: str) -> tuple[str, str]:
+    """(token, user id) for a user: a token exactly as login issues it, without paying for a password hash
+    (slow on purpose; login itself is tested in tests/api and tests/actions)."""
+    user = await server.services.store.get_user_by_username(username)
+    assert user is not None, username
+    return server.services.tokens.issue(user.id), user.id
+
+
 @pytest.fixture
 async def clients() -> AsyncIterator[Callable[..., Any]]:
-    """`await clients(server, "am.wang")`: a logged-in, connected client, disconnected after the test."""
+    """`await clients(server, "am.wang")`: a signed-in, connected client, disconnected after the test."""
     made: list[ChatClient] = []
 
     async def make(srv: RunningServer, username: str) -> ChatClient:
-        token = await login(srv.url, username)
+        token, user_id = await token_for(srv, username)
         client = await connect(srv.url, token)
-        me = await _me(srv.url, token)
-        client.user_id = me["id"]
+        client.user_id = user_id
         made.append(client)
         return client
 
     yield make
     for client in made:
         await client.disconnect()
-
-
-async def _me(url: str, token: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{url}/api/me", headers={"Authorization": f"Bearer {token}"}) as resp:
-            body = await resp.json()
-            return dict(body["user"])
 
 
 async def room_id_by_title(client: ChatClient, fragment: str) -> str:

@@ -44,3 +44,16 @@ def test_a_missing_or_broken_config_file_is_named(tmp_path):
     broken.write_text("port = = 1")
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(broken, environ={})
+
+
+def test_an_unsupported_store_url_is_refused_naming_it():
+    with pytest.raises(SettingsError, match="store_url"):
+        load_settings(environ={"CHAT_STORE_URL": "mongodb://u:pw@db.example/chat"})
+
+
+def test_show_config_hides_a_password_inside_a_url():
+    settings = Settings.model_construct(
+        **{**Settings().model_dump(), "store_url": "mongodb://ops:S3cret@db:27017/chat"}
+    )
+    shown = settings.public_view()["store_url"]
+    assert "S3cret" not in shown and shown == "mongodb://ops:***@db:27017/chat"

@@ -7,7 +7,7 @@ import time
 
 from ..auth import VerifiedToken
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, Unauthorized
-from ..events import UserDisabled, UserUpdated
+from ..events import SessionsRevoked, UserUpdated
 from ..models import CLIENT_ROLES, STAFF_ROLES, User, UserKind, new_id, utcnow
 from ..services import Services
 from ..storage import DuplicateKey
@@ -18,11 +18,13 @@ log = logging.getLogger("chatserver.accounts")
 _BAD_LOGIN = "wrong username or password"
 
 
-async def login(services: Services, *, username: str, password: str) -> tuple[str, User]:
+async def login(services: Services, *, username: str, password: str, client_ip: str = "") -> tuple[str, User]:
     """A token for the user; Unauthorized alike for unknown users, wrong passwords and disabled users.
 
-    Attempts are limited per username (RateLimited), so one account's password cannot be guessed quickly."""
-    services.login_limiter.check(username.casefold()[:64])
+    Attempts are limited per address and username, and per address (RateLimited): nobody guesses a password
+    quickly, and nobody elsewhere can lock a user out by failing on purpose."""
+    services.login_ip_limiter.check(client_ip)
+    services.login_limiter.check(f"{client_ip}|{username.casefold()[:64]}")
     user = await services.store.get_user_by_username(username)
     password_hash = await services.store.get_password_hash(user.id) if user else None
     ok = await services.passwords.verify(password_hash, password)
@@ -178,8 +180,9 @@ async def update_user(
     await services.bus.publish(UserUpdated(user=user))
     if skills is not None or max_sessions is not None or roles is not None:
         await experts.dispatch_for_expert(services, user)  # more room or new skills: serve who is waiting
+    if password_hash is not None or (current.active and not user.active):  # their open sockets must go now
+        await services.bus.publish(SessionsRevoked(user_id=user_id))
     if current.active and not user.active:
-        await services.bus.publish(UserDisabled(user_id=user_id))
         await experts.requeue_sessions_of(services, user)
     return user
 

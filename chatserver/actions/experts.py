@@ -7,6 +7,7 @@ two experts, and the queue for a product is served first come, first served.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ..errors import Forbidden, InvalidPayload, NotFound
@@ -43,6 +44,12 @@ async def request_expert(
     async with services.expert_desk_lock:
         for open_session in await services.store.list_expert_sessions(client_id=client.id, product=product):
             if open_session.status != "closed":  # one open session per client and product; asking again finds it
+                if await services.store.get_membership(open_session.room_id, user.id) is not None:
+                    # ...and the new question goes into it (the same question again is a retry: once)
+                    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+                    await messages.send_message(
+                        services, user, room_id=open_session.room_id, text=text, client_msg_id=f"ask:{digest}"
+                    )
                 return await session_view(services, open_session)
 
         room = await rooms.create_room(
@@ -81,6 +88,10 @@ async def _client_for(services: Services, user: User, for_client_id: str | None)
     client = await services.store.get_user(for_client_id)
     if client is None or client.kind != "client" or not client.active:
         raise NotFound("client not found")
+    if not user.is_admin:  # staff act only for clients they serve: people they share a room with
+        theirs = {m.room_id for m in await services.store.list_memberships(client.id)}
+        if not theirs & {m.room_id for m in await services.store.list_memberships(user.id)}:
+            raise NotFound("client not found")
     return client
 
 
@@ -178,6 +189,8 @@ async def transfer_session(
         target = await services.store.get_user(to_user_id)
         if target is None or not is_expert(target, session.product) or target.id == session.expert_id:
             raise InvalidPayload("to_user_id: not another expert for this product")
+        if not services.presence.is_online(target.id):
+            raise Forbidden(f"{target.name} is not online; transfer to the product queue instead")
     old_expert_id = session.expert_id
     # An admin may transfer a session without being in its room: their note is then posted for them.
     in_room = await services.store.get_membership(room_id, user.id) is not None

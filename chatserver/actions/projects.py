@@ -29,6 +29,9 @@ async def register_project(services: Services, payload: PlatformProject, *, deli
     """Create a project, its room and its people from the platform's payload. Returns (project, created).
 
     Idempotent: a repeated delivery id, or an external id that exists, answers with the existing project."""
+    unknown = [p for p in payload.products if p not in services.settings.products]
+    if unknown:  # a product nobody can be skilled in could never be staffed or served
+        raise InvalidPayload(f"products: {', '.join(unknown)} not among {', '.join(services.settings.products)}")
     people = await _resolve_people(services, payload)
     seen = await services.store.claim_delivery(_PLATFORM, delivery_id, payload.external_id, utcnow())
     existing = await services.store.get_project_by_external_id(seen or payload.external_id)
@@ -264,4 +267,4 @@ async def list_projects(services: Services, user: User) -> list[dict[str, Any]]:
     if not user.is_admin:
         mine = {m.room_id for m in await services.store.list_memberships(user.id)}
         projects = [p for p in projects if p.room_id in mine]
-    return [p.to_wire() for p in projects]
+    return [p.to_wire(admin_view=user.is_admin) for p in projects]

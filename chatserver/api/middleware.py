@@ -87,7 +87,10 @@ def query_time(request: web.Request, name: str) -> datetime | None:
         raise InvalidPayload(f"{name}: not an ISO 8601 time") from exc
     if value.tzinfo is None:
         raise InvalidPayload(f"{name}: give a time zone, e.g. 2026-12-03T08:00:00Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+14:00 lies before the first representable UTC time
+        raise InvalidPayload(f"{name}: out of range") from exc
 
 
 __all__ = ["SERVICES", "NotFound", "current_user", "error_response", "errors_middleware", "json_body", "query_int"]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from aiohttp import web
 
 from ..actions import projects
-from ..errors import InvalidPayload
+from ..errors import InvalidPayload, Unauthorized
 from ..schemas import PlatformProject, StageChange, parse
 from ..signing import verify
 from .middleware import SERVICES
 
 _MAX_BODY = 256 * 1024
+log = logging.getLogger("chatserver.platform")
 
 
 async def _signed_json(request: web.Request) -> tuple[object, str]:
@@ -28,7 +30,11 @@ async def _signed_json(request: web.Request) -> tuple[object, str]:
         chunks.append(chunk)
     body = b"".join(chunks)
     # request.headers, not a dict of it: header names are case-insensitive (proxies and HTTP/2 lower-case them).
-    delivery_id = verify(request.app[SERVICES].settings.platform_secret, request.headers, body)
+    try:
+        delivery_id = verify(request.app[SERVICES].settings.platform_secret, request.headers, body)
+    except Unauthorized as exc:  # forged, stale or unsigned: operators should see attempts
+        log.warning("platform request refused", extra={"path": request.path, "reason": exc.message})
+        raise
     try:
         return json.loads(body), delivery_id
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -40,20 +46,22 @@ async def register_project(request: web.Request) -> web.Response:
     payload = parse(PlatformProject, raw)
     project, created = await projects.register_project(request.app[SERVICES], payload, delivery_id=delivery_id)
     return web.json_response(
-        {"ok": True, "created": created, "project": project.to_wire()}, status=201 if created else 200
+        {"ok": True, "created": created, "project": project.to_wire(admin_view=True)}, status=201 if created else 200
     )
 
 
 async def change_stage(request: web.Request) -> web.Response:
     raw, delivery_id = await _signed_json(request)
     payload = parse(StageChange, raw)
+    if payload.external_id != request.match_info["external_id"]:
+        raise InvalidPayload("external_id: the body names another project than the URL")
     project, moved = await projects.change_stage(
         request.app[SERVICES],
-        request.match_info["external_id"],
+        payload.external_id,
         payload.stage,  # type: ignore[arg-type]
         delivery_id=delivery_id,
     )
-    return web.json_response({"ok": True, "moved": moved, "project": project.to_wire()})
+    return web.json_response({"ok": True, "moved": moved, "project": project.to_wire(admin_view=True)})
 
 
 def add_platform_routes(app: web.Application) -> None:

@@ -19,7 +19,9 @@ _MAX_SEQ = 2**53
 
 async def login(request: web.Request) -> web.Response:
     p = parse(Login, await json_body(request))
-    token, user = await accounts.login(request.app[SERVICES], username=p.username, password=p.password)
+    token, user = await accounts.login(
+        request.app[SERVICES], username=p.username, password=p.password, client_ip=request.remote or ""
+    )
     return web.json_response({"ok": True, "token": token, "user": user.to_wire()})
 
 

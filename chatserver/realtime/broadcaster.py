@@ -19,8 +19,8 @@ from ..events import (
     PresenceChanged,
     ReadMarked,
     RoomUpdated,
+    SessionsRevoked,
     TypingChanged,
-    UserDisabled,
 )
 from ..services import Services
 from ..wire import room_wire
@@ -34,6 +34,7 @@ class Broadcaster:
     def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
         self._sio = sio
         self._services = services
+        self._positions: dict[str, int] = {}  # queue place last told to each waiting session's client
 
     async def __call__(self, event: Event) -> None:
         sio = self._sio
@@ -74,12 +75,14 @@ class Broadcaster:
                         project = (await self._services.store.get_projects([room.project_id])).get(room.project_id)
                     await sio.emit("room_updated", room_wire(room, project), to=room_channel(room_id))
             case ExpertSessionChanged(session=session):
+                if session.status != "queued":
+                    self._positions.pop(session.room_id, None)
                 view = await experts.session_view(self._services, session)
                 people = {session.client_id, session.requested_by, session.expert_id} - {None}
                 await sio.emit("expert_session", view, to=[user_channel(uid) for uid in people if uid])
             case ExpertQueueChanged(product=product, room_ids=room_ids):
                 await self._queue_changed(product, room_ids)
-            case UserDisabled(user_id=user_id):
+            case SessionsRevoked(user_id=user_id):
                 for sid in self._services.presence.sids(user_id):
                     await sio.disconnect(sid, namespace=_NAMESPACE)
             case _:
@@ -91,11 +94,13 @@ class Broadcaster:
         clients = await store.get_users([s.client_id for s in sessions])
         queue = []
         for position, session in enumerate(sessions, start=1):
-            await self._sio.emit(
-                "queue_position",
-                {"room_id": session.room_id, "product": product, "position": position},
-                to=user_channel(session.client_id),
-            )
+            if self._positions.get(session.room_id) != position:  # only news: a place that changed
+                self._positions[session.room_id] = position
+                await self._sio.emit(
+                    "queue_position",
+                    {"room_id": session.room_id, "product": product, "position": position},
+                    to=user_channel(session.client_id),
+                )
             if session.client_id in clients:
                 queue.append({**session.to_wire(), "client": clients[session.client_id].public(), "position": position})
         await self._sio.emit("expert_queue", {"product": product, "queue": queue}, to=EXPERTS_CHANNEL)

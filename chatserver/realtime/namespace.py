@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -52,6 +53,13 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _disconnect_soon(self, sid: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.disconnect(sid))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # connection ----------------------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -65,6 +73,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             services.metrics.errors.labels(code=exc.code).inc()
             raise _refused(exc) from None
         await self.save_session(sid, {"token": verified})
+        # The socket ends when its token does, whether or not it sends anything.
+        delay = max(0.0, verified.expires_at - time.time())
+        self._expiry[sid] = asyncio.get_running_loop().call_later(delay, self._disconnect_soon, sid)
         await self.enter_room(sid, user_channel(user.id))
         if experts.is_expert(user):
             await self.enter_room(sid, EXPERTS_CHANNEL)
@@ -78,6 +89,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         log.info("connected", extra={"user_id": user.id, "sid": sid})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        timer = self._expiry.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
         session = await self.get_session(sid)
         verified = session.get("token")
         if verified is not None:
@@ -105,7 +119,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             try:
                 user = await accounts.token_user(services, verified)
             except Unauthorized:
-                await self.disconnect(sid)
+                self._disconnect_soon(sid)  # after this ack, so the client learns why
                 raise
             services.event_limiter.check(user.id)
             if write:

@@ -6,7 +6,8 @@ import pytest
 
 from chatserver.actions import accounts
 from chatserver.errors import Conflict, Forbidden, InvalidPayload, NotFound, RateLimited, Unauthorized
-from chatserver.events import Event, UserDisabled, UserUpdated
+from chatserver.events import Event, SessionsRevoked, UserUpdated
+from chatserver.ratelimit import RateLimiter
 from chatserver.services import Services
 
 from .conftest import BANK, XINGHE, Refuse, World
@@ -73,14 +74,21 @@ async def test_a_password_change_or_a_disable_voids_the_tokens_issued_before(ser
         await accounts.authenticate(services, new_token)
 
 
-async def test_sign_in_attempts_are_limited_per_username(services: Services, world: World) -> None:
-    for _ in range(services.settings.rate_login_per_minute):
+async def test_sign_in_attempts_are_limited_per_address_and_username(services: Services, world: World) -> None:
+    frozen = 1000.0  # the limiter's clock stands still: no attempt comes back however slow the hashing
+    services.login_limiter = RateLimiter(10 / 60, 10, clock=lambda: frozen)
+    services.login_ip_limiter = RateLimiter(1, 12, clock=lambda: frozen)
+    for _ in range(10):
         with pytest.raises(Unauthorized):
-            await accounts.login(services, username="xh.li", password="guess-guess")
+            await accounts.login(services, username="xh.li", password="guess-guess", client_ip="198.51.100.7")
     with pytest.raises(RateLimited):
-        await accounts.login(services, username="xh.li", password="guess-guess")
-    with pytest.raises(Unauthorized):  # another account is not held up by it
-        await accounts.login(services, username="xh.sun", password="guess-guess")
+        await accounts.login(services, username="xh.li", password="guess-guess", client_ip="198.51.100.7")
+    with pytest.raises(Unauthorized):  # the same user from elsewhere is not locked out by it
+        await accounts.login(services, username="xh.li", password="guess-guess", client_ip="203.0.113.9")
+    with pytest.raises(Unauthorized):  # another account from that address: within the address's own budget
+        await accounts.login(services, username="xh.sun", password="guess-guess", client_ip="198.51.100.7")
+    with pytest.raises(RateLimited):  # which runs out too, whatever the username
+        await accounts.login(services, username="xh.zhou", password="guess-guess", client_ip="198.51.100.7")
 
 
 # create_user -------------------------------------------------------------------------------------
@@ -156,19 +164,19 @@ async def test_a_taken_username_is_a_conflict(services: Services, world: World, 
 # update_user -------------------------------------------------------------------------------------
 
 
-async def test_disabling_a_user_publishes_user_disabled_once(
+async def test_disabling_a_user_revokes_their_sessions_once(
     services: Services, world: World, events: list[Event]
 ) -> None:
     disabled = await accounts.update_user(services, world.admin, world.li.id, active=False)
     assert disabled.active is False
-    assert events == [UserUpdated(user=disabled), UserDisabled(user_id=world.li.id)]
+    assert events == [UserUpdated(user=disabled), SessionsRevoked(user_id=world.li.id)]
     assert (await services.store.get_user(world.li.id)) == disabled
     with pytest.raises(Unauthorized):
         await accounts.active_user(services, world.li.id)
 
     renamed = await accounts.update_user(services, world.admin, world.li.id, name="李娜娜", active=False)
     enabled = await accounts.update_user(services, world.admin, world.li.id, active=True)
-    assert events[2:] == [UserUpdated(user=renamed), UserUpdated(user=enabled)]  # no second UserDisabled
+    assert events[2:] == [UserUpdated(user=renamed), UserUpdated(user=enabled)]  # no second SessionsRevoked
     assert await accounts.active_user(services, world.li.id) == enabled
 
 
@@ -182,7 +190,7 @@ async def test_an_admin_cannot_disable_themselves_or_drop_their_own_admin_role(
     assert (renamed.name, renamed.active, renamed.roles) == ("赵敏（管理员）", True, ["admin"])
     other = await accounts.update_user(services, world.boss, world.admin.id, active=False)  # another admin may
     assert other.active is False
-    assert events == [UserUpdated(user=renamed), UserUpdated(user=other), UserDisabled(user_id=world.admin.id)]
+    assert events == [UserUpdated(user=renamed), UserUpdated(user=other), SessionsRevoked(user_id=world.admin.id)]
 
 
 async def test_only_an_admin_updates_users_and_roles_must_fit(services: Services, world: World, refuse: Refuse) -> None:

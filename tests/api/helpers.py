@@ -8,7 +8,10 @@ from typing import Any
 import aiohttp
 import jwt
 
-from tests.conftest import RunningServer
+from tests.conftest import (
+    RunningServer,
+    token_for,  # noqa: F401 (re-exported for the tests here)
+)
 
 
 async def http(
@@ -88,10 +91,3 @@ def _tamper(token: str) -> str:
     head, _, signature = token.rpartition(".")
     flipped = "A" if signature[0] != "A" else "B"
     return f"{head}.{flipped}{signature[1:]}"
-
-
-async def token_for(server: RunningServer, username: str) -> tuple[str, str]:
-    """(token, user id) for a demo user: a token exactly as login issues it, without paying for a password hash."""
-    user = await server.services.store.get_user_by_username(username)
-    assert user is not None, username
-    return server.services.tokens.issue(user.id), user.id

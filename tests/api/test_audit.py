@@ -199,7 +199,14 @@ async def test_filters_by_time_actor_and_room_combine(server, people: People):
 
 @pytest.mark.parametrize(
     "query",
-    [{"since": "2026-12-03T08:00:00"}, {"until": "yesterday"}, {"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}],
+    [
+        {"since": "2026-12-03T08:00:00"},
+        {"until": "yesterday"},
+        {"since": "0001-01-01T00:00:00+14:00"},  # a real time, but before the first one UTC can hold
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "ten"},
+    ],
 )
 async def test_bad_filters_are_refused(server, people: People, query: dict[str, str]):
     status, body = await rest(server, "GET", "/api/admin/audit", token=await people.admin_token(), params=query)

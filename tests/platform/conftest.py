@@ -11,8 +11,11 @@ from tests.platform.helpers import SECRET, People
 
 
 @pytest.fixture
-async def server(server_factory: ServerFactory) -> RunningServer:
-    srv: RunningServer = await server_factory(platform_secret=SECRET)
+async def server(server_factory: ServerFactory, request: pytest.FixtureRequest) -> RunningServer:
+    """`@pytest.mark.products([...])` on a test configures the product catalogue."""
+    marker = request.node.get_closest_marker("products")
+    extra = {"products": marker.args[0]} if marker else {}
+    srv: RunningServer = await server_factory(platform_secret=SECRET, **extra)
     return srv
 
 

@@ -86,7 +86,9 @@ async def register(server: RunningServer, payload: dict[str, Any], **kw: Any) ->
 
 
 async def move(server: RunningServer, external_id: str, stage: str, **kw: Any) -> tuple[int, Any]:
-    return await platform_post(server, f"{PROJECTS}/{external_id}/stage", {"stage": stage}, **kw)
+    return await platform_post(
+        server, f"{PROJECTS}/{external_id}/stage", {"external_id": external_id, "stage": stage}, **kw
+    )
 
 
 async def rest(

@@ -227,7 +227,9 @@ async def test_without_a_configured_secret_every_platform_request_is_refused(ser
     for secret in (SECRET, ""):
         status, answer = await platform_post(server, PROJECTS, project_payload(), secret=secret)
         assert (status, answer["error"]["code"]) == (401, "unauthorized")
-    status, answer = await platform_post(server, f"{PROJECTS}/SMP-2026-0017/stage", {"stage": "aftersales"})
+    status, answer = await platform_post(
+        server, f"{PROJECTS}/SMP-2026-0017/stage", {"external_id": "SMP-2026-0017", "stage": "aftersales"}
+    )
     assert (status, answer["error"]["code"]) == (401, "unauthorized")
     assert await server.services.store.get_project_by_external_id("SMP-2026-0031") is None
     assert (await server.services.store.get_project_by_external_id("SMP-2026-0017")).stage == "implementation"
@@ -292,6 +294,7 @@ BAD_PAYLOADS = {
     "no name": _without("name"),
     "no client org": _without("client_org"),
     "no products": project_payload(products=[]),
+    "a product not in the catalogue": project_payload(products=["银企直连", "跨境支付"]),
     "unknown stage": project_payload(stage="done"),
     "unknown field": project_payload(budget=100),
     "external id with a slash": project_payload(external_id="SMP/1"),
@@ -340,7 +343,9 @@ async def test_an_unsigned_bad_payload_gets_401_not_400(server):
 
 
 async def test_a_signed_stage_move_of_an_unknown_project_is_404(server):
-    status, answer = await platform_post(server, f"{PROJECTS}/SMP-9999-0000/stage", {"stage": "implementation"})
+    status, answer = await platform_post(
+        server, f"{PROJECTS}/SMP-9999-0000/stage", {"external_id": "SMP-9999-0000", "stage": "implementation"}
+    )
     assert (status, answer["error"]["code"]) == (404, "not_found")
 
 
@@ -388,3 +393,25 @@ async def test_platform_routes_ignore_user_tokens(server):
     admin = await token_of(server, "admin")
     status, answer = await rest(server, "POST", PROJECTS, token=admin, json=project_payload())
     assert (status, answer["error"]["code"]) == (401, "unauthorized")
+
+
+async def test_a_signed_stage_move_cannot_be_replayed_against_another_project(server):
+    await register(server, project_payload("SMP-2026-0041"))
+    await register(server, project_payload("SMP-2026-0042"))
+    captured = json.dumps({"external_id": "SMP-2026-0041", "stage": "implementation"}).encode()
+    status, _ = await platform_post(server, f"{PROJECTS}/SMP-2026-0041/stage", body=captured)
+    assert status == 200
+    # The same signed body, sent to the other project's URL under a new delivery id.
+    status, answer = await platform_post(server, f"{PROJECTS}/SMP-2026-0042/stage", body=captured)
+    assert status == 400 and answer["error"]["code"] == "invalid_payload"
+    other = await server.services.store.get_project_by_external_id("SMP-2026-0042")
+    assert other is not None and other.stage == "presales"
+
+
+def test_the_worked_example_in_the_protocol_doc_is_right():
+    from chatserver.signing import signature
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    body = b'{"external_id":"SMP-2026-0031","stage":"implementation"}'
+    expected = signature("example-platform-secret-0123456789abcdef", "1796284800", body)
+    assert f"X-Signature: {expected}" in doc

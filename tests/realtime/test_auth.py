@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,24 +12,7 @@ import socketio
 
 from chatserver.actions import rooms
 from tests.api.helpers import bad_tokens, forge, http, token_for
-from tests.conftest import ChatClient, RunningServer, connect, room_id_by_title
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[..., Any]]:
-    """As conftest's `clients`, with tokens from the server's own issuer (login itself is tested in tests/api)."""
-    made: list[ChatClient] = []
-
-    async def make(srv: RunningServer, username: str) -> ChatClient:
-        token, user_id = await token_for(srv, username)
-        client = await connect(srv.url, token)
-        client.user_id = user_id
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.disconnect()
+from tests.conftest import RunningServer, connect, room_id_by_title
 
 
 def cid() -> str:
@@ -291,3 +274,42 @@ async def test_client_of_another_company_hears_nothing_from_the_room(server, cli
     assert room_events == []
     assert insider.user_id not in [d["user_id"] for d in outsider.events("presence")]
     assert [r["title"] for r in (await outsider.call("list_rooms"))["rooms"]] == ["瑞丰物流股份有限公司 · 司库系统"]
+
+
+# a socket lives no longer than its token -----------------------------------------------------------
+
+
+async def test_a_password_change_closes_the_users_open_sockets_at_once(server, clients):
+    sun = await clients(server, "xh.sun")
+    wang = await clients(server, "am.wang")
+    room_id = await room_id_by_title(wang, "星河")
+    admin, _ = await token_for(server, "admin")
+    status, _ = await http(
+        server, "PATCH", f"/api/admin/users/{sun.user_id}", token=admin, json={"password": "a-new-password-1"}
+    )
+    assert status == 200
+    await sun.wait_for("disconnect")
+    await wang.call("send_message", {"room_id": room_id, "text": "改密后的机密消息", "client_msg_id": cid()})
+    await asyncio.sleep(0.2)
+    assert all(m["text"] != "改密后的机密消息" for m in sun.events("message"))
+
+
+async def test_an_idle_socket_is_closed_when_its_token_expires(server):
+    user = await server.services.store.get_user_by_username("xh.li")
+    assert user is not None
+    now = datetime.now(UTC)
+    client = await connect(server.url, forge(server, user.id, iat=now, exp=now + timedelta(seconds=1)))
+    try:
+        await client.wait_for("disconnect", timeout=5)
+    finally:
+        await client.disconnect()
+
+
+async def test_a_revoked_socket_is_told_why_before_it_is_closed(server, clients):
+    sun = await clients(server, "xh.sun")
+    room_id = await room_id_by_title(sun, "星河")
+    # Revoked behind the broadcaster's back (as another process would): the next event finds out.
+    await server.services.store.update_user(sun.user_id, tokens_after=datetime.now(UTC) + timedelta(seconds=1))
+    ack = await sun.call("get_history", {"room_id": room_id})
+    assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    await sun.wait_for("disconnect")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,28 +19,10 @@ import pytest
 from chatserver.actions import rooms
 from chatserver.realtime.namespace import ChatNamespace
 from tests.api.helpers import token_for
-from tests.conftest import ChatClient, RunningServer, connect, room_id_by_title
+from tests.conftest import ChatClient, RunningServer, room_id_by_title
 
 # events that tell room members something happened in a room
 ROOM_EVENTS = ("message", "message_edited", "message_deleted", "typing", "read", "room_added", "room_removed")
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[..., Any]]:
-    """As conftest's `clients`, but signed in with a token from the server's own issuer rather than a
-    password login (which costs a deliberately slow hash each time); login is tested in tests/api."""
-    made: list[ChatClient] = []
-
-    async def make(srv: RunningServer, username: str) -> ChatClient:
-        token, user_id = await token_for(srv, username)
-        client = await connect(srv.url, token)
-        client.user_id = user_id
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.disconnect()
 
 
 def cid() -> str:
@@ -145,6 +126,12 @@ NOT_A_STRING = [123, None, {"a": 1}, {"$ne": None}, ["x"], True, 1.5]
         ({"text": ""}, "empty_text", None),
         ({"text": "   \n\t  "}, "empty_text", None),
         ({"text": "\u3000\u3000"}, "empty_text", None),  # ideographic spaces
+        ({"text": "\u200b" * 50}, "empty_text", None),  # zero-width spaces only
+        ({"text": "  \u200b\u2060 \ufeff "}, "empty_text", None),  # zero-width joiner-likes and spaces
+        ({"text": "\u2800\u3164"}, "empty_text", None),  # braille blank, hangul filler
+        ({"text": "\u202e\u202d"}, "empty_text", None),  # direction overrides only
+        ({"text": "\x00"}, "invalid_payload", "text"),  # control characters
+        ({"text": "账户\x1b[31m余额"}, "invalid_payload", "text"),
         ({"text": "a" * 10_001}, "text_too_long", None),
         ({"text": "abc\ud800def"}, "invalid_payload", None),  # a lone surrogate
         ({"room_id": "r_doesnotexist"}, "not_found", None),
@@ -646,8 +633,9 @@ async def test_flooding_any_event_is_rate_limited(server_factory, clients):
     acks = [await client.call("get_history", {"room_id": room_id}) for _ in range(6)]
     assert [a["ok"] for a in acks] == [True] * 4 + [False, False]
     assert_error(acks[-1], "rate_limited")
-    assert_error(await client.call("send_message", {"room_id": room_id, "text": "x", "client_msg_id": cid()}),
-                 "rate_limited")
+    assert_error(
+        await client.call("send_message", {"room_id": room_id, "text": "x", "client_msg_id": cid()}), "rate_limited"
+    )
     room = await server.services.store.get_room(room_id)
     assert room is not None and room.last_seq == last_seq
 

@@ -463,3 +463,36 @@ async def test_disabling_an_expert_puts_their_sessions_back_in_line_for_another(
         lambda s: s["room_id"] == session["room_id"] and s["status"] == "active" and s["expert"]["id"] != lin.user_id,
     )
     assert taken["expert"]["id"] == chen.user_id
+
+
+async def test_staff_ask_only_for_clients_they_serve(server, people: People):
+    zhang = await people.connect("dev.zhang")  # on 星河's project, not 瑞丰's
+    zhou_id = await user_id(server, "rf.zhou")
+    li_id = await user_id(server, "xh.li")
+    denied = await zhang.call("request_expert", {"product": "司库", "text": "代客户咨询", "for_client_id": zhou_id})
+    assert denied["ok"] is False and denied["error"]["code"] == "not_found"
+    assert await server.services.store.list_expert_sessions(client_id=zhou_id) == []
+    allowed = await zhang.call("request_expert", {"product": "司库", "text": "代李总咨询", "for_client_id": li_id})
+    assert allowed["ok"], allowed
+
+
+async def test_asking_again_while_a_session_is_open_puts_the_new_question_in_it(server, people: People):
+    li = await people.connect("xh.li")
+    first = await ask(li, "司库", "第一问：资金归集怎么配置？")
+    again = await ask(li, "司库", "第二问：预算超支会提醒吗？")
+    retried = await ask(li, "司库", "第二问：预算超支会提醒吗？")  # the same question again is a retry
+    assert first["room_id"] == again["room_id"] == retried["room_id"]
+    texts = [m["text"] for m in (await li.call("get_history", {"room_id": first["room_id"]}))["messages"]]
+    assert texts == ["第一问：资金归集怎么配置？", "第二问：预算超支会提醒吗？"]
+
+
+async def test_a_transfer_to_an_expert_who_is_offline_is_refused(server, people: People):
+    chen = await people.connect("se.chen")
+    li = await people.connect("xh.li")
+    session = await ask(li, "司库")
+    assert session["expert"]["id"] == chen.user_id
+    lin_id = await user_id(server, "se.lin")  # a 司库 expert, but not signed in
+    refused = await chen.call("transfer_session", {"room_id": session["room_id"], "to_user_id": lin_id})
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
+    still = await server.services.store.get_expert_session(session["room_id"])
+    assert still is not None and (still.status, still.expert_id) == ("active", chen.user_id)
