@@ -27,6 +27,9 @@ class Presence:
     def sids(self, user_id: str) -> list[str]:
         return list(self._sids.get(user_id, ()))
 
+    def user_ids(self) -> list[str]:
+        return list(self._sids)
+
     def all_sids(self) -> list[str]:
         return [sid for sids in self._sids.values() for sid in sids]
 

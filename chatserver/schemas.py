@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import InvalidPayload, invalid_payload_from
+from .text import has_visible, unsafe_character
 
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 Seq = Annotated[int, Field(strict=True, ge=0, le=2**53)]
@@ -19,7 +20,23 @@ Text = Annotated[str, Field(strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
 Username = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9._-]{2,64}$")]
 Password = Annotated[str, StringConstraints(strict=True, min_length=8, max_length=256)]
-Name = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def _shown_as_written(value: str) -> str:
+    """A name, organisation or title: something visible, on one line, read as it is written."""
+    problem = unsafe_character(value, multiline=False)
+    if problem:
+        raise ValueError(problem)
+    if not has_visible(value):
+        raise ValueError("must contain something visible")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_shown_as_written),
+]
 Role = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 
 
@@ -154,7 +171,11 @@ ProjectRole = Annotated[
 ]
 StageName = Annotated[str, StringConstraints(strict=True, pattern=r"^(presales|implementation|aftersales|closed)$")]
 Email = Annotated[str, StringConstraints(strict=True, pattern=r"^[^@\s\r\n]{1,64}@[^@\s\r\n]{1,190}$")]
-Product = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=40)]
+Product = Annotated[
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=40),
+    AfterValidator(_shown_as_written),
+]
 ExternalId = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 

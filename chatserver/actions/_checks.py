@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 from ..errors import EmptyText, InvalidPayload, NotFound, RoomReadOnly, TextTooLong
 from ..models import Membership, Message, Room, User
 from ..services import Services
+from ..text import has_visible, unsafe_character
 
 ROOM_NOT_FOUND = "room not found"
 MESSAGE_NOT_FOUND = "message not found"
@@ -27,27 +26,19 @@ def require_writable(room: Room) -> None:
 
 
 def can_see(user: User, message: Message) -> bool:
-    return user.is_staff or not message.internal
+    """Internal notes: bank staff, and bots (server code; the bot runner decides which bots read them)."""
+    return user.is_staff or user.kind == "bot" or not message.internal
 
 
-# Characters that show nothing although Unicode does not call them spaces: fillers and blanks.
-_BLANKS = frozenset("\u2800\u3164\u115f\u1160\uffa0\u180e")
-# Control characters a message may hold: tab and line breaks. Others (NUL, escape, ...) are refused.
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
-
-
-def _visible(ch: str) -> bool:
-    return not ch.isspace() and ch not in _BLANKS and unicodedata.category(ch) not in {"Cc", "Cf", "Zs", "Zl", "Zp"}
-
-
-def check_text(services: Services, text: str) -> str:
+def check_text(services: Services, text: str, *, what: str = "text") -> str:
     """The text as it will be stored, or EmptyText / TextTooLong / InvalidPayload.
 
-    Empty means nothing visible: only spaces, zero-width or direction marks, fillers."""
-    if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in text):
-        raise InvalidPayload("text: control characters are not allowed")
-    if not any(_visible(ch) for ch in text):
-        raise EmptyText("the message is empty")
+    Empty means nothing visible: only spaces, zero-width or direction marks, combining marks, fillers."""
+    problem = unsafe_character(text, multiline=True)
+    if problem:
+        raise InvalidPayload(f"{what}: {problem}")
+    if not has_visible(text):
+        raise EmptyText(f"the {'message' if what == 'text' else what} is empty")
     settings = services.settings
     if len(text) > settings.max_text_chars:
         raise TextTooLong(f"the message is longer than {settings.max_text_chars} characters")

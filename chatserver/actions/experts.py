@@ -7,13 +7,13 @@ two experts, and the queue for a product is served first come, first served.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from ..errors import Forbidden, InvalidPayload, NotFound
 from ..events import ExpertQueueChanged, ExpertSessionChanged
-from ..models import ExpertSession, User, utcnow
+from ..models import ExpertSession, User, new_id, utcnow
 from ..services import Services
+from ..text import unsafe_character
 from . import audit, messages, rooms
 from ._checks import check_text
 
@@ -44,12 +44,14 @@ async def request_expert(
     async with services.expert_desk_lock:
         for open_session in await services.store.list_expert_sessions(client_id=client.id, product=product):
             if open_session.status != "closed":  # one open session per client and product; asking again finds it
-                if await services.store.get_membership(open_session.room_id, user.id) is not None:
-                    # ...and the new question goes into it (the same question again is a retry: once)
-                    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
-                    await messages.send_message(
-                        services, user, room_id=open_session.room_id, text=text, client_msg_id=f"ask:{digest}"
+                if user.id != client.id:  # staff asking for the client join it, as when they opened it
+                    await rooms.add_member(
+                        services, room_id=open_session.room_id, user_id=user.id, role="requester", actor_id=user.id
                     )
+                # ...and the new question goes into it
+                await messages.send_message(
+                    services, user, room_id=open_session.room_id, text=text, client_msg_id=new_id("ask")
+                )
                 return await session_view(services, open_session)
 
         room = await rooms.create_room(
@@ -181,6 +183,8 @@ async def transfer_session(
     The note goes into the room as an internal note: the next expert reads it, the client never does."""
     if (to_user_id is None) == (product is None):
         raise InvalidPayload("give either to_user_id or product")
+    if note.strip():  # checked before anything moves: a refused note must leave the session as it was
+        note = check_text(services, note, what="note")
     if product is not None and product not in services.settings.products:
         raise InvalidPayload(f"product: not one of {', '.join(services.settings.products)}")
     session = await _active_session_of(services, user, room_id)
@@ -269,6 +273,9 @@ async def rate_session(
         raise NotFound(SESSION_NOT_FOUND)
     if session.status != "closed":
         raise Forbidden("a session can be rated once it is closed")
+    problem = unsafe_character(comment or "", multiline=True)
+    if problem:
+        raise InvalidPayload(f"comment: {problem}")
     if not await services.store.rate_expert_session(room_id, user.id, rating, (comment or "").strip() or None):
         raise Forbidden("this session has been rated already")
     await audit.record(services, "expert_session_rated", actor_id=user.id, room_id=room_id, rating=rating)

@@ -137,6 +137,32 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if self._in_flight == 0:
                 self._idle.set()
 
+    async def watch_sessions(self, interval: float) -> None:
+        """Close, every `interval` seconds, the sockets whose user was disabled or whose token was revoked
+        by another process (the CLI, another server), which published no event this process could hear."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._close_revoked()
+            except Exception:
+                log.exception("session check failed")
+
+    async def _close_revoked(self) -> None:
+        presence = self.services.presence
+        users = await self.services.store.get_users(presence.user_ids())
+        for user_id in presence.user_ids():
+            user = users.get(user_id)
+            for sid in presence.sids(user_id):
+                verified = (await self.get_session(sid)).get("token")
+                revoked = (
+                    user is not None
+                    and user.tokens_after is not None
+                    and verified is not None
+                    and (verified.issued_at < user.tokens_after.timestamp())
+                )
+                if user is None or not user.active or revoked:
+                    self._disconnect_soon(sid)
+
     async def drain(self, timeout: float) -> None:
         """Wait until no event is being handled (used at shutdown, after `draining` is set)."""
         try:

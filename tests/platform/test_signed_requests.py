@@ -295,6 +295,10 @@ BAD_PAYLOADS = {
     "no client org": _without("client_org"),
     "no products": project_payload(products=[]),
     "a product not in the catalogue": project_payload(products=["银企直连", "跨境支付"]),
+    "a name with a direction override": project_payload(
+        people=[{"username": "hy.qiao", "name": "乔\u202e帆一", "role": "client_contact"}]
+    ),
+    "an invisible project name": project_payload(name="\u200b\u2800"),
     "unknown stage": project_payload(stage="done"),
     "unknown field": project_payload(budget=100),
     "external id with a slash": project_payload(external_id="SMP/1"),

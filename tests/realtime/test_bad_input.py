@@ -129,7 +129,11 @@ NOT_A_STRING = [123, None, {"a": 1}, {"$ne": None}, ["x"], True, 1.5]
         ({"text": "\u200b" * 50}, "empty_text", None),  # zero-width spaces only
         ({"text": "  \u200b\u2060 \ufeff "}, "empty_text", None),  # zero-width joiner-likes and spaces
         ({"text": "\u2800\u3164"}, "empty_text", None),  # braille blank, hangul filler
-        ({"text": "\u202e\u202d"}, "empty_text", None),  # direction overrides only
+        ({"text": "\u202e\u202d"}, "invalid_payload", "text"),  # direction overrides only
+        ({"text": "\u034f\ufe0f\U000e0100"}, "empty_text", None),  # grapheme joiner, variation selectors
+        ({"text": "\u0300\u0489"}, "empty_text", None),  # combining marks with nothing to combine with
+        ({"text": "\ue000\ufffe"}, "empty_text", None),  # private use, noncharacter
+        ({"text": "付款给\u202e123\u202c"}, "invalid_payload", "text"),  # a direction override
         ({"text": "\x00"}, "invalid_payload", "text"),  # control characters
         ({"text": "账户\x1b[31m余额"}, "invalid_payload", "text"),
         ({"text": "a" * 10_001}, "text_too_long", None),

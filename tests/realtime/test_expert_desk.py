@@ -480,8 +480,7 @@ async def test_asking_again_while_a_session_is_open_puts_the_new_question_in_it(
     li = await people.connect("xh.li")
     first = await ask(li, "司库", "第一问：资金归集怎么配置？")
     again = await ask(li, "司库", "第二问：预算超支会提醒吗？")
-    retried = await ask(li, "司库", "第二问：预算超支会提醒吗？")  # the same question again is a retry
-    assert first["room_id"] == again["room_id"] == retried["room_id"]
+    assert first["room_id"] == again["room_id"]
     texts = [m["text"] for m in (await li.call("get_history", {"room_id": first["room_id"]}))["messages"]]
     assert texts == ["第一问：资金归集怎么配置？", "第二问：预算超支会提醒吗？"]
 
@@ -496,3 +495,39 @@ async def test_a_transfer_to_an_expert_who_is_offline_is_refused(server, people:
     assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
     still = await server.services.store.get_expert_session(session["room_id"])
     assert still is not None and (still.status, still.expert_id) == ("active", chen.user_id)
+
+
+async def test_a_refused_transfer_note_leaves_the_session_as_it_was(server, people: People):
+    lin = await people.connect("se.lin")
+    wu = await people.connect("rf.wu")
+    session = await ask(wu, "司库")
+    assert session["expert"]["id"] == lin.user_id
+    chen = await people.connect("se.chen")  # online with a free slot: a transfer to him could go through
+    refused = await lin.call(
+        "transfer_session", {"room_id": session["room_id"], "to_user_id": chen.user_id, "note": "客户VIP\x07"}
+    )
+    assert refused["ok"] is False and refused["error"]["code"] == "invalid_payload"
+    still = await server.services.store.get_expert_session(session["room_id"])
+    assert still is not None and (still.status, still.expert_id) == ("active", lin.user_id)
+    assert await expert_members(server, session["room_id"]) == [lin.user_id]
+
+
+async def test_staff_asking_again_for_a_client_join_the_session_with_their_question(server, people: People):
+    wang = await people.connect("am.wang")  # shares the 瑞丰 room with rf.zhou
+    zhou = await people.connect("rf.zhou")
+    first = await ask(zhou, "司库", "预算管控怎么配置？")
+    again = await ask(wang, "司库", "补充：客户还关心资金归集", for_client_id=zhou.user_id)
+    assert again["room_id"] == first["room_id"]
+    texts = [m["text"] for m in (await wang.call("get_history", {"room_id": first["room_id"]}))["messages"]]
+    assert texts == ["预算管控怎么配置？", "补充：客户还关心资金归集"]
+
+
+async def test_a_rating_comment_with_control_characters_is_refused(server, people: People):
+    lin = await people.connect("se.lin")
+    wu = await people.connect("rf.wu")
+    session = await ask(wu, "司库")
+    assert (await lin.call("close_session", {"room_id": session["room_id"]}))["ok"]
+    bad = await wu.call("rate_session", {"room_id": session["room_id"], "rating": 5, "comment": "好\x00"})
+    assert bad["ok"] is False and bad["error"]["code"] == "invalid_payload"
+    good = await wu.call("rate_session", {"room_id": session["room_id"], "rating": 5, "comment": "很好"})
+    assert good["ok"] and good["session"]["rating"] == 5
