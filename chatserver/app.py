@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import socketio
 from aiohttp import web
+
+from bots import builtin_bots
+from bots.base import Bot
+from bots.runner import BotRunner
 
 from .actions.rooms import ensure_system_user
 from .api.middleware import SERVICES, errors_middleware
@@ -26,6 +32,7 @@ from .storage import open_store
 log = logging.getLogger("chatserver.app")
 NAMESPACE = web.AppKey("namespace", ChatNamespace)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+BOT_RUNNER = web.AppKey("bot_runner", BotRunner)
 
 
 def build_services(settings: Settings) -> Services:
@@ -45,8 +52,10 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.Application:
+    """`extra_bots` run beside the built-in ones (tests add bots that echo, fail or hang this way)."""
     services = build_services(settings)
+    bot_runner = BotRunner(services, [*builtin_bots(), *extra_bots])  # SettingsError for an unknown [bots.<name>]
     app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=1024 * 1024)
     app[SERVICES] = services
 
@@ -62,16 +71,24 @@ def create_app(settings: Settings) -> web.Application:
     sio.register_namespace(namespace)
     sio.attach(app)
     services.bus.subscribe(Broadcaster(sio, services))
+    services.bus.subscribe(bot_runner)  # after the broadcaster: people see a message before bots act on it
     app[NAMESPACE] = namespace
+    app[BOT_RUNNER] = bot_runner
     app[SIO] = sio
     add_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await services.store.open()
+        watcher = asyncio.get_running_loop().create_task(namespace.watch_sessions(settings.session_check_seconds))
         await ensure_system_user(services)
         if settings.demo and await seed_demo(services):
             log.info("demo data seeded")
+        await bot_runner.start()
         yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await bot_runner.stop()
         await services.store.close()
 
     async def drain(app: web.Application) -> None:

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from .models import ExpertSession, Message, User
+from .models import ExpertSession, Message, User, iso
 
 
 @dataclass(frozen=True, slots=True)
 class MessageSent:
     message: Message
     sender: User
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeSent:
+    """A private notice to one member of a room (a bot's answer to the caller); never stored."""
+
+    room_id: str
+    user_id: str
+    sender: User
+    text: str
+    created_at: datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "room_id": self.room_id,
+            "sender": self.sender.public(),
+            "text": self.text,
+            "created_at": iso(self.created_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +123,7 @@ class SessionsRevoked:
 
 Event = (
     MessageSent
+    | NoticeSent
     | MessageEdited
     | MessageDeleted
     | ReadMarked

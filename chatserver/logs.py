@@ -26,6 +26,8 @@ _SAFE_FIELDS = (
     "count",
     "seconds",
     "reason",
+    "bot",
+    "where",
 )
 
 
@@ -40,6 +42,8 @@ class JsonFormatter(logging.Formatter):
         for name in _SAFE_FIELDS:
             if name in record.__dict__:
                 line[name] = record.__dict__[name]
+        if "error" in record.__dict__:  # an error's type given without its message (bots/runner.py)
+            line["error"] = record.__dict__["error"]
         if record.exc_info and record.exc_info[0] is not None:
             line["error"] = record.exc_info[0].__name__
             line["trace"] = self.formatException(record.exc_info)

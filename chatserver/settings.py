@@ -5,7 +5,9 @@ A bad value stops start-up with a `SettingsError` that names the setting.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,12 +16,34 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .models import STAGES, RoomKind, Stage
+
 ENV_PREFIX = "CHAT_"
+_BOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SECRET_FIELDS = frozenset({"jwt_secret", "platform_secret"})
 
 
 class SettingsError(Exception):
     """A setting is unknown or has a bad value; the message names it."""
+
+
+def _all_room_kinds() -> list[RoomKind]:
+    return ["project", "expert"]
+
+
+def _open_stages() -> list[Stage]:
+    return [stage for stage in STAGES if stage != "closed"]
+
+
+class BotSettings(BaseModel):
+    """Where one bot is on: rooms of these kinds, and (project rooms) projects in these stages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    room_kinds: list[RoomKind] = Field(default_factory=_all_room_kinds)
+    stages: list[Stage] = Field(default_factory=_open_stages)  # closed rooms are read-only
+    config: dict[str, Any] = Field(default_factory=dict)  # the bot's own settings, read through its context
 
 
 class Settings(BaseModel):
@@ -56,8 +80,22 @@ class Settings(BaseModel):
     rate_login_per_minute: int = Field(10, ge=1)  # sign-in attempts per address and username
     rate_login_ip_per_minute: int = Field(60, ge=1)  # sign-in attempts per address, whatever the username
 
+    # Bots by name; a bot not listed here runs with BotSettings' defaults. Names are checked against the
+    # bots there are when the app is built (create_app).
+    bots: dict[str, BotSettings] = Field(default_factory=dict)
+    bot_timeout_seconds: float = Field(5.0, gt=0, le=300)  # per bot, per event
+
+    session_check_seconds: float = Field(15.0, gt=0)  # how often sockets are checked against disables made elsewhere
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     log_level: str = "INFO"
+
+    @field_validator("bots")
+    @classmethod
+    def _bot_names(cls, value: dict[str, BotSettings]) -> dict[str, BotSettings]:
+        for name in value:
+            if not _BOT_NAME.fullmatch(name) or name == "system":
+                raise ValueError(f"{name!r} is not a bot name (lowercase letters, digits, _ ; not 'system')")
+        return value
 
     @field_validator("jwt_algorithm")
     @classmethod
@@ -107,7 +145,8 @@ class Settings(BaseModel):
         return view
 
 
-_LIST_FIELDS = {name for name, f in Settings.model_fields.items() if "list" in str(f.annotation)}
+_LIST_FIELDS = {name for name, f in Settings.model_fields.items() if str(f.annotation).startswith("list")}
+_JSON_FIELDS = {name for name, f in Settings.model_fields.items() if str(f.annotation).startswith("dict")}
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -118,7 +157,12 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         name = key[len(ENV_PREFIX) :].lower()
         if name not in Settings.model_fields:
             raise SettingsError(f"unknown setting {key}")
-        if name in _LIST_FIELDS:
+        if name in _JSON_FIELDS:  # e.g. CHAT_BOTS='{"help": {"room_kinds": ["project"]}}'
+            try:
+                values[name] = json.loads(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{key} is not valid JSON: {exc}") from exc
+        elif name in _LIST_FIELDS:
             values[name] = [part.strip() for part in raw.split(",") if part.strip()]
         else:
             values[name] = raw

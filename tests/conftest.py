@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import pytest
 import socketio
 from aiohttp import web
 
+from bots.base import Bot
 from chatserver.actions.rooms import ensure_system_user
 from chatserver.api.middleware import SERVICES
 from chatserver.app import build_services, create_app
@@ -63,8 +64,8 @@ class RunningServer:
             await self.runner.cleanup()
 
 
-async def start_server(settings: Settings) -> tuple[web.AppRunner, str]:
-    app = create_app(settings)
+async def start_server(settings: Settings, bots: Sequence[Bot] = ()) -> tuple[web.AppRunner, str]:
+    app = create_app(settings, extra_bots=bots)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -78,18 +79,19 @@ ServerFactory = Callable[..., Any]
 
 @pytest.fixture
 async def server_factory(demo_template: Path, tmp_path: Path) -> AsyncIterator[ServerFactory]:
-    """Start servers on a copy of the demo data: `await server_factory(**setting_overrides)`."""
+    """Start servers on a copy of the demo data: `await server_factory(**setting_overrides)`; `extra_bots=[...]`
+    runs test bots beside the built-in ones."""
     runners: list[web.AppRunner] = []
     data_dir = tmp_path / "data"
 
-    async def start(fresh: bool = False, **overrides: Any) -> RunningServer:
+    async def start(fresh: bool = False, extra_bots: Sequence[Bot] = (), **overrides: Any) -> RunningServer:
         if not data_dir.exists():
             if fresh:
                 data_dir.mkdir()
             else:
                 shutil.copytree(demo_template, data_dir)
         settings = make_settings(data_dir, **overrides)
-        runner, url = await start_server(settings)
+        runner, url = await start_server(settings, extra_bots)
         runners.append(runner)
         return RunningServer(url=url, runner=runner, settings=settings, data_dir=data_dir)
 
@@ -166,6 +168,7 @@ SERVER_EVENTS = (
     "expert_session",
     "queue_position",
     "expert_queue",
+    "notice",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Forbidden, NotFound
-from ..events import MessageDeleted, MessageEdited, MessageSent, ReadMarked
+from ..events import MessageDeleted, MessageEdited, MessageSent, NoticeSent, ReadMarked
 from ..models import Message, User, new_id, utcnow
 from ..services import Services
 from ..wire import messages_wire
@@ -32,7 +32,7 @@ async def send_message(
     if stored is not None:  # a retry: the answer it should have had, whatever has changed since
         return stored, False
     text = check_text(services, text)
-    if internal and not sender.is_staff:
+    if internal and not (sender.is_staff or sender.kind == "bot"):  # bots answer in an internal note's thread
         raise Forbidden("only bank staff can write internal notes")
     require_writable(room)
     if reply_to is not None:
@@ -55,6 +55,21 @@ async def send_message(
         services.metrics.messages_sent.inc()
         await services.bus.publish(MessageSent(message=message, sender=sender))
     return message, created
+
+
+async def send_notice(services: Services, sender: User, *, room_id: str, user_id: str, text: str) -> dict[str, Any]:
+    """A bot's private notice to one member of a room (an answer to that member's command): only that user's
+    sockets get it, as a `notice` event, and it is not stored. Returns the notice as sent. The bot need not be a
+    member (the help bot answers everywhere without crowding member lists); the recipient must be."""
+    if sender.kind != "bot":
+        raise Forbidden("only bots send notices")
+    text = check_text(services, text)
+    recipient = await services.store.get_user(user_id)
+    if recipient is None or not recipient.active or await services.store.get_membership(room_id, user_id) is None:
+        raise NotFound("the recipient is not in this room")
+    notice = NoticeSent(room_id=room_id, user_id=user_id, sender=sender, text=text, created_at=utcnow())
+    await services.bus.publish(notice)
+    return notice.to_wire()
 
 
 async def get_history(

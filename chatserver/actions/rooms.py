@@ -73,15 +73,26 @@ async def post_system_message(services: Services, room_id: str, text: str, *, in
 
 async def ensure_system_user(services: Services) -> User:
     """The bot that signs system notices; created on first start."""
-    user = await services.store.get_user_by_username(SYSTEM_USERNAME)
+    user = await ensure_bot_user(services, SYSTEM_USERNAME, "云顾问系统")
+    services.system_user_id = user.id
+    return user
+
+
+async def ensure_bot_user(services: Services, username: str, name: str) -> User:
+    """A user of kind `bot` (no password: nobody signs in as it), created if missing; its display name follows
+    the code. `username` starts with `@`, which login names cannot, so no person can take it."""
+    user = await services.store.get_user_by_username(username)
     if user is None:
-        user = User(id=new_id("u"), username=SYSTEM_USERNAME, name="云顾问系统", org="云顾问", kind="bot")
+        user = User(id=new_id("u"), username=username, name=name, org="云顾问", kind="bot")
         try:
             await services.store.create_user(user)
         except DuplicateKey:
-            user = await services.store.get_user_by_username(SYSTEM_USERNAME)
+            user = await services.store.get_user_by_username(username)
             assert user is not None
-    services.system_user_id = user.id
+    elif user.name != name:
+        updated = await services.store.update_user(user.id, name=name)
+        if updated is not None:
+            user = updated
     return user
 
 

@@ -16,6 +16,7 @@ from ..events import (
     MessageDeleted,
     MessageEdited,
     MessageSent,
+    NoticeSent,
     PresenceChanged,
     ReadMarked,
     RoomUpdated,
@@ -49,6 +50,8 @@ class Broadcaster:
                 ]
                 channel = staff_channel(m.room_id) if m.internal else room_channel(m.room_id)
                 await sio.emit(name, m.to_wire(s), to=channel)
+            case NoticeSent(user_id=user_id):
+                await sio.emit("notice", event.to_wire(), to=user_channel(user_id))
             case ReadMarked(room_id=room_id, user_id=user_id, seq=seq):
                 await sio.emit("read", {"room_id": room_id, "user_id": user_id, "seq": seq}, to=room_channel(room_id))
             case TypingChanged(room_id=room_id, user=user, typing=typing):

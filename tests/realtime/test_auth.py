@@ -313,3 +313,16 @@ async def test_a_revoked_socket_is_told_why_before_it_is_closed(server, clients)
     ack = await sun.call("get_history", {"room_id": room_id})
     assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
     await sun.wait_for("disconnect")
+
+
+async def test_a_disable_made_by_another_process_closes_open_sockets_within_the_check_interval(server_factory):
+    server = await server_factory(session_check_seconds=0.2)
+    user = await server.services.store.get_user_by_username("xh.sun")
+    assert user is not None
+    client = await connect(server.url, server.services.tokens.issue(user.id))
+    try:
+        # As `run.py update-user xh.sun --disable` does from its own process: the store changes, no event here.
+        await server.services.store.update_user(user.id, active=False, tokens_after=datetime.now(UTC))
+        await client.wait_for("disconnect", timeout=3)
+    finally:
+        await client.disconnect()

@@ -1,0 +1,144 @@
+"""A bot is one small class: a name, a display name, `usage()`, its slash commands, and handlers.
+
+It acts only through the `BotContext` it is handed with each event (reply in the room, send to a room it is
+in, tell one member privately, read its configuration, keep small state) — never through the store or the
+Socket.IO server. The runner (`bots/runner.py`) decides which events reach it, in which rooms, and how long it
+may take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+from chatserver.events import Event
+from chatserver.models import RoomKind, Stage
+
+Answer = Literal["caller", "room"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A slash command a bot offers: `/name args`."""
+
+    name: str  # without the slash, e.g. "ticket"
+    help: str  # one line for /help
+    args: str = ""  # how the arguments read in /help, e.g. "标题"
+    answer: Answer = "caller"  # "caller": a private `notice` to the caller only; "room": a message everyone sees
+    staff_only: bool = False  # offered to (and listed for) bank staff only
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """What a bot learns of a user: who they are, not their account."""
+
+    id: str
+    name: str
+    org: str
+    kind: str  # "staff" | "client" | "bot"
+    roles: tuple[str, ...] = ()
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    id: str
+    kind: RoomKind
+    title: str
+    stage: Stage | None  # the project's stage; None for rooms without a project (expert rooms)
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message sent by a person (never by a bot) in a room where the bot is on."""
+
+    id: str
+    room_id: str
+    seq: int
+    text: str
+    sender: Person
+    reply_to: str | None
+    internal: bool  # an internal note: only bots with `reads_internal_notes` see these
+
+
+@dataclass(frozen=True, slots=True)
+class CommandCall:
+    command: Command
+    args: str  # the text after `/name`, stripped
+    caller: Person
+    message: IncomingMessage  # the message that held the command
+
+
+class BotState(Protocol):
+    """A bot's own small key-value state (JSON-like values)."""
+
+    async def get(self, key: str, default: Any = None) -> Any: ...
+
+    async def set(self, key: str, value: Any) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class BotContext(Protocol):
+    """Everything a bot may do, bound to the bot and to the room of the event it is handling."""
+
+    @property
+    def room(self) -> RoomInfo | None: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def state(self) -> BotState: ...
+
+    def available_commands(self, person: Person) -> list[Command]:
+        """The commands on in this room that this person may use, with their answers' mode (for /help)."""
+        ...
+
+    async def reply(self, text: str) -> None:
+        """Post a message in this room (linked to the message being handled, if any). In an internal note's
+        thread the reply is an internal note too."""
+        ...
+
+    async def send(self, room_id: str, text: str) -> None:
+        """Post a message in another room the bot is a member of."""
+        ...
+
+    async def tell(self, user_id: str, text: str) -> None:
+        """A private notice to one member of this room: only their sockets get it, and it is not stored."""
+        ...
+
+
+class Bot:
+    """Subclass, set the class attributes, and override what the bot needs."""
+
+    name: ClassVar[str]  # settings key (`[bots.<name>]`) and the bot user's username `@<name>`
+    display_name: ClassVar[str]  # the bot user's real display name, e.g. 云顾问助手
+    commands: ClassVar[tuple[Command, ...]] = ()
+    # Domain events this bot handles beyond its commands. `MessageSent` means non-command messages by people,
+    # given to `on_message`; other types go to `on_event`. Only events of rooms where the bot is on arrive.
+    events: ClassVar[tuple[type[Event], ...]] = ()
+    reads_internal_notes: ClassVar[bool] = False
+    # Whether the bot user becomes a member of the rooms it is on in. A bot that only answers commands privately
+    # (`tell`) need not; `reply` and `send` need membership.
+    joins_rooms: ClassVar[bool] = True
+
+    def usage(self) -> str:
+        """What the bot does, in a sentence or two (for /help)."""
+        return ""
+
+    async def on_command(self, call: CommandCall, ctx: BotContext) -> str | None:
+        """Handle one of this bot's commands; the returned text is the answer, which the runner delivers as the
+        command says (to the caller or to the room)."""
+        return None
+
+    async def on_message(self, message: IncomingMessage, ctx: BotContext) -> None:
+        """A person's message (not a command) in a room where the bot is on; needs `MessageSent` in `events`."""
+
+    async def on_event(self, event: Event, ctx: BotContext) -> None:
+        """Another domain event listed in `events`, in a room where the bot is on."""
