@@ -5,6 +5,7 @@ python run.py                       start on 127.0.0.1:8080 with the embedded SQ
 python run.py add-user ...          add a real-name user
 python run.py update-user NAME ...  change a user's name, organisation, roles, password, or disable them
 python run.py show-config           print the settings in force (secrets hidden)
+python run.py kb-eval FILE          score the AI advisor's knowledge base on questions with known answers
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from chatserver.settings import Settings, SettingsError, load_settings
+
+_KNOWLEDGE_DIR = Path(__file__).resolve().parent / "config" / "knowledge"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,7 +82,29 @@ def _parser() -> argparse.ArgumentParser:
     stg = plat_sub.add_parser("stage", help="move a project to its next stage")
     stg.add_argument("external_id")
     stg.add_argument("stage", choices=["presales", "implementation", "aftersales", "closed"])
+
+    kbe = sub.add_parser(
+        "kb-eval",
+        help="score the advisor's knowledge base on a JSON Lines file of questions (hit@1, hit@3, hand-off rate)",
+    )
+    kbe.add_argument("file", type=Path, help="e.g. config/kb-eval.jsonl (format: integrations/knowledge/evaluation.py)")
+    kbe.add_argument("--kb", type=Path, default=_KNOWLEDGE_DIR, metavar="DIR", help="default: config/knowledge")
+    kbe.add_argument(
+        "--calibrate", action="store_true", help="first choose the answer threshold and margin on the calibration split"
+    )
     return parser
+
+
+def _kb_eval(args: argparse.Namespace) -> int:
+    from integrations.knowledge import KnowledgeBaseError
+    from integrations.knowledge.evaluation import EvalFileError, run_evaluation
+
+    try:
+        print(run_evaluation(args.file, args.kb, recalibrate=args.calibrate))
+    except (EvalFileError, KnowledgeBaseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 async def _platform_send(settings: Settings, args: argparse.Namespace) -> int:
@@ -218,6 +243,8 @@ async def _manage(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "kb-eval":
+        return _kb_eval(args)
     try:
         settings = _settings(args)
     except SettingsError as exc:

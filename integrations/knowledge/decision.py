@@ -1,0 +1,105 @@
+"""Whether the advisor answers with the best passage or hands the question to a colleague.
+
+It answers only when the best passage scores high enough and clearly beats the runner-up; a wrong answer costs a
+client more than a colleague's reply a little later. Questions about fees, prices and rates are never answered from
+retrieval, whatever matches: the advisor must not state figures the bank has not put in the knowledge base.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+from integrations.knowledge.loading import Passage
+
+
+class Reason(StrEnum):
+    ANSWERED = "answered"
+    PRICING = "pricing"  # fees, prices, interest or exchange rates: always a colleague's
+    EMPTY = "empty"  # nothing to search for (empty, or only stop-words)
+    NO_MATCH = "no_match"  # no passage shares a word with the question
+    LOW_SCORE = "low_score"  # the best passage is not good enough
+    AMBIGUOUS = "ambiguous"  # the best passage does not clearly beat the second
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    passage: Passage
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """`answer` is the passage to answer with, or None: hand the question to a colleague (`reason` says why)."""
+
+    answer: Passage | None
+    hits: tuple[Hit, ...]  # best first, whatever was decided
+    reason: Reason
+
+    @property
+    def handed_off(self) -> bool:
+        return self.answer is None
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """What the decision looks at: the best hits, the most the question could score, and the pricing rule."""
+
+    hits: tuple[Hit, ...]  # best first, only passages that share a word with the question
+    best_possible: float  # what a passage matching every distinct word of the question fully would score
+    pricing: bool  # the question asks about fees, prices or rates
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionPolicy:
+    """When to answer. The defaults are calibrated on config/kb-eval.jsonl (`run.py kb-eval FILE --calibrate`).
+
+    `min_score`: the best passage's score as a share of `Ranking.best_possible` (0–1): how much of the question,
+    weighted by how telling each word is, the passage covers. A question about something the documents never
+    mention keeps its unknown words and so scores low.
+    `min_margin`: how far the best passage must be ahead of the second, as a share of the best's score (0–1).
+    """
+
+    min_score: float = 0.26
+    min_margin: float = 0.04
+
+
+# Fees, prices, interest and exchange rates, in simplified and traditional characters and in English. Matched
+# against the question as written (full-width forms folded, lower case).
+_PRICING = re.compile(
+    "|".join(
+        [
+            r"[费費]",  # 手续费 服务费 年费 工本费 费用 费率 收费 免费 …
+            r"利率|利息|息率|汇率|匯率|收益率|年化",
+            r"价格|價格|价钱|價錢|报价|報價|定价|定價|多少钱|多少錢|几块钱|幾塊錢|优惠|優惠|折扣",
+            r"\b(?:fees?|pric(?:e|es|ed|ing)|costs?|charged|tariffs?|commissions?)\b",
+            r"(?<!in )\bcharges?\b",  # not "who is in charge"
+            r"\b(?:interest|exchange\s+rates?|fx\s+rates?|how\s+much)\b",
+        ]
+    )
+)
+
+
+def asks_about_pricing(question: str) -> bool:
+    """True when the question asks about fees, prices or rates (which the advisor never answers)."""
+    return _PRICING.search(unicodedata.normalize("NFKC", question).lower()) is not None
+
+
+def decide(ranking: Ranking, policy: DecisionPolicy) -> Decision:
+    """Answer with the best hit, or hand off and say why."""
+    hits = ranking.hits
+    if ranking.pricing:
+        return Decision(None, hits, Reason.PRICING)
+    if ranking.best_possible <= 0:
+        return Decision(None, hits, Reason.EMPTY)
+    if not hits:
+        return Decision(None, hits, Reason.NO_MATCH)
+    best = hits[0].score
+    second = hits[1].score if len(hits) > 1 else 0.0
+    if best / ranking.best_possible < policy.min_score:
+        return Decision(None, hits, Reason.LOW_SCORE)
+    if (best - second) / best < policy.min_margin:
+        return Decision(None, hits, Reason.AMBIGUOUS)
+    return Decision(hits[0].passage, hits, Reason.ANSWERED)
