@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     upd.add_argument("--disable", action="store_true", help="disable the user (their sessions end)")
     upd.add_argument("--enable", action="store_true")
     upd.add_argument("--password-stdin", action="store_true", help="set the password read from standard input")
+    upd.add_argument("--email")
+    upd.add_argument(
+        "--skill", action="append", dest="skills", help="replace the product skills (staffing, expert desk); repeat"
+    )
+    upd.add_argument("--no-skills", action="store_true", help="clear the product skills")
+    upd.add_argument("--duty", action="append", help="replace the products on after-sales duty for; repeat")
+    upd.add_argument("--no-duty", action="store_true", help="clear the after-sales duty")
+    upd.add_argument("--max-sessions", type=int, help="concurrent expert sessions (0-50)")
 
     plat = sub.add_parser(
         "platform-send",
@@ -227,10 +235,31 @@ async def _manage(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"error: no user {args.username!r}", file=sys.stderr)
                 return 1
             active = False if args.disable else True if args.enable else None
-            changes = {"name": args.name, "org": args.org, "roles": args.roles, "active": active, "password": password}
+            changes = {
+                "name": args.name,
+                "org": args.org,
+                "roles": args.roles,
+                "active": active,
+                "password": password,
+                "email": args.email,
+                "skills": [] if args.no_skills else args.skills,
+                "duty": [] if args.no_duty else args.duty,
+                "max_sessions": args.max_sessions,
+            }
             u = parse(UpdateUser, {k: v for k, v in changes.items() if v is not None})
             user = await accounts.update_user(
-                services, None, found.id, name=u.name, org=u.org, roles=u.roles, active=u.active, password=u.password
+                services,
+                None,
+                found.id,
+                name=u.name,
+                org=u.org,
+                roles=u.roles,
+                active=u.active,
+                password=u.password,
+                email=u.email,
+                skills=u.skills,
+                duty=u.duty,
+                max_sessions=u.max_sessions,
             )
         print(json.dumps(user.to_wire(), ensure_ascii=False))
         return 0

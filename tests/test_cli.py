@@ -161,3 +161,29 @@ async def test_sigterm_finishes_writes_under_way_then_exits(tmp_path):
     assert acked_ok, "some sends should have been acknowledged before the signal"
     assert acked_ok <= stored_ids  # nothing acknowledged was lost
     assert all(a["error"]["code"] == "unavailable" for a in refused)
+
+
+def test_update_user_sets_skills_duty_and_expert_limit(demo_template, tmp_path):
+    import shutil
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_template, data_dir)
+    result = run_cli(
+        "--data-dir",
+        str(data_dir),
+        "update-user",
+        "ss.liu",
+        "--skill",
+        "司库",
+        "--duty",
+        "银企直连",
+        "--max-sessions",
+        "4",
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["skills"], shown["duty"], shown["max_sessions"]) == (["司库"], ["银企直连"], 4)
+    bad = run_cli("--data-dir", str(data_dir), "update-user", "xh.li", "--skill", "司库")
+    assert bad.returncode == 1 and "staff only" in bad.stderr
+    cleared = run_cli("--data-dir", str(data_dir), "update-user", "ss.liu", "--no-skills")
+    assert json.loads(cleared.stdout)["skills"] == []
