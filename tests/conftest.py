@@ -169,6 +169,7 @@ SERVER_EVENTS = (
     "queue_position",
     "expert_queue",
     "notice",
+    "project_updated",
 )
 
 

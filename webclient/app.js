@@ -314,6 +314,12 @@ function bindSocket(rt) {
   s.on('room_added', (room) => onRoomAdded(room));
   s.on('room_removed', (ev) => onRoomRemoved(ev));
   s.on('room_updated', (room) => onRoomUpdated(room));
+  // Admins hear of every project's changes, in its room or not (docs/protocol.md: project_updated).
+  s.on('project_updated', (project) => {
+    if (!isAdmin()) return;
+    patchBoardProject(project);
+    if (state.view === 'board') renderBoard();
+  });
   s.on('expert_session', (ev) => onExpertSession(ev));
   s.on('queue_position', (ev) => onQueuePosition(ev));
   s.on('expert_queue', (ev) => onExpertQueue(ev));

@@ -18,3 +18,4 @@ def user_channel(user_id: str) -> str:
 
 
 EXPERTS_CHANNEL = "experts"  # sockets of staff who take expert sessions: they hear of the queues
+ADMINS_CHANNEL = "admins"  # admins' sockets: they see every project on the board, in its room or not

@@ -25,7 +25,7 @@ from ..events import (
 )
 from ..services import Services
 from ..wire import room_wire
-from . import EXPERTS_CHANNEL, room_channel, staff_channel, user_channel
+from . import ADMINS_CHANNEL, EXPERTS_CHANNEL, room_channel, staff_channel, user_channel
 
 log = logging.getLogger("chatserver.broadcaster")
 _NAMESPACE = "/"
@@ -77,6 +77,8 @@ class Broadcaster:
                     if room.project_id:
                         project = (await self._services.store.get_projects([room.project_id])).get(room.project_id)
                     await sio.emit("room_updated", room_wire(room, project), to=room_channel(room_id))
+                    if project is not None:  # admins' boards show every project, with its staffing gaps
+                        await sio.emit("project_updated", project.to_wire(admin_view=True), to=ADMINS_CHANNEL)
             case ExpertSessionChanged(session=session):
                 if session.status != "queued":
                     self._positions.pop(session.room_id, None)

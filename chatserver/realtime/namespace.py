@@ -32,7 +32,7 @@ from ..schemas import (
     parse,
 )
 from ..services import Services
-from . import EXPERTS_CHANNEL, room_channel, staff_channel, user_channel
+from . import ADMINS_CHANNEL, EXPERTS_CHANNEL, room_channel, staff_channel, user_channel
 
 log = logging.getLogger("chatserver.realtime")
 Ack = dict[str, Any]
@@ -79,6 +79,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await self.enter_room(sid, user_channel(user.id))
         if experts.is_expert(user):
             await self.enter_room(sid, EXPERTS_CHANNEL)
+        if user.is_admin:
+            await self.enter_room(sid, ADMINS_CHANNEL)
         for membership in await services.store.list_memberships(user.id):
             await self.enter_room(sid, room_channel(membership.room_id))
             if user.is_staff:

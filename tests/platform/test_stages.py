@@ -247,3 +247,14 @@ async def test_only_admins_list_every_project_over_rest(server):
         assert status == expected, body
     status, body = await rest(server, "GET", "/api/admin/projects")
     assert status == 401
+
+
+async def test_admins_hear_of_every_projects_stage_change_with_its_staffing(server, people: People):
+    admin = await people.connect("admin")  # in no project room
+    wang = await people.connect("am.wang")
+    status, _ = await move(server, "SMP-2026-0023", "implementation")
+    assert status == 200
+    heard = await admin.wait_for("project_updated", lambda p: p["external_id"] == "SMP-2026-0023")
+    assert heard["stage"] == "implementation" and "unstaffed" in heard
+    await wang.wait_for("room_updated", lambda r: r["project"]["stage"] == "implementation")
+    assert wang.events("project_updated") == []  # only admins get it
