@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ..errors import ChatError, InvalidPayload, NotFound, Unauthorized, internal_error_dict
+from ..errors import ChatError, Forbidden, InvalidPayload, NotFound, Unauthorized, internal_error_dict
 from ..models import User
 from ..services import Services
 
@@ -62,6 +62,15 @@ async def current_user(request: web.Request) -> User:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
     user, _ = await accounts.authenticate(request.app[SERVICES], token.strip())
+    return user
+
+
+async def current_admin(request: web.Request) -> User:
+    """The signed-in user if they are an admin; checked before anything else of the request is read, so a
+    non-admin learns nothing from the errors a bad body or query would give."""
+    user = await current_user(request)
+    if not user.is_admin:
+        raise Forbidden("only an admin can do this")
     return user
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..actions import accounts, audit, messages, projects, rooms
 from ..errors import Forbidden
 from ..schemas import CreateUser, Login, UpdateUser, parse
-from .middleware import SERVICES, current_user, json_body, query_int, query_time
+from .middleware import SERVICES, current_admin, current_user, json_body, query_int, query_time
 from .platform import add_platform_routes
 
 WEBCLIENT_DIR = Path(__file__).resolve().parents[2] / "webclient"
@@ -62,9 +62,7 @@ async def admin_list_users(request: web.Request) -> web.Response:
 
 
 async def admin_create_user(request: web.Request) -> web.Response:
-    actor = await current_user(request)
-    if not actor.is_admin:
-        raise Forbidden("only an admin can manage users")
+    actor = await current_admin(request)
     p = parse(CreateUser, await json_body(request))
     user = await accounts.create_user(
         request.app[SERVICES],
@@ -81,9 +79,7 @@ async def admin_create_user(request: web.Request) -> web.Response:
 
 
 async def admin_update_user(request: web.Request) -> web.Response:
-    actor = await current_user(request)
-    if not actor.is_admin:
-        raise Forbidden("only an admin can manage users")
+    actor = await current_admin(request)
     p = parse(UpdateUser, await json_body(request))
     user = await accounts.update_user(
         request.app[SERVICES],
@@ -103,9 +99,7 @@ async def admin_update_user(request: web.Request) -> web.Response:
 
 
 async def admin_audit(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    if not user.is_admin:  # before reading the query, so a non-admin learns nothing from its errors
-        raise Forbidden("only an admin can read the audit log")
+    user = await current_admin(request)
     entries = await audit.list_audit(
         request.app[SERVICES],
         user,
@@ -119,9 +113,7 @@ async def admin_audit(request: web.Request) -> web.Response:
 
 
 async def admin_projects(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    if not user.is_admin:
-        raise Forbidden("only an admin can list every project")
+    user = await current_admin(request)
     return web.json_response({"ok": True, "projects": await projects.list_projects(request.app[SERVICES], user)})
 
 
