@@ -45,6 +45,14 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """A member of the room and their role there (e.g. `service_specialist`, `expert`, `requester`, `bot`)."""
+
+    person: Person
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
 class RoomInfo:
     id: str
     kind: RoomKind
@@ -55,7 +63,8 @@ class RoomInfo:
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
-    """A message sent by a person (never by a bot) in a room where the bot is on."""
+    """A message in a room where the bot is on. Those handed to `on_message` and commands are sent by people (never
+    by a bot); those read back through `BotContext.message` and `history` may be any member's, bots' included."""
 
     id: str
     room_id: str
@@ -75,11 +84,17 @@ class CommandCall:
 
 
 class BotState(Protocol):
-    """A bot's own small key-value state (JSON-like values)."""
+    """A bot's own small key-value state (JSON-like values), kept in the store: it survives restarts. A bot may keep
+    up to 1,000 keys; `set` of a new key beyond that raises."""
 
     async def get(self, key: str, default: Any = None) -> Any: ...
 
     async def set(self, key: str, value: Any) -> None: ...
+
+    async def add(self, key: str, value: Any) -> bool:
+        """Store the value only if the key is not there yet; True if it was stored. Atomic, so two workers (or
+        two server processes) racing on one key see exactly one True."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 
@@ -111,6 +126,20 @@ class BotContext(Protocol):
 
     async def tell(self, user_id: str, text: str) -> None:
         """A private notice to one member of this room: only their sockets get it, and it is not stored."""
+        ...
+
+    async def members(self) -> list[Member]:
+        """This room's members (bots included) with their roles in it."""
+        ...
+
+    async def message(self, message_id: str) -> IncomingMessage | None:
+        """A message of this room, or None (another room's, deleted, or an internal note the bot may not read:
+        a bot reads internal notes only with `reads_internal_notes`, or when handling an internal note itself)."""
+        ...
+
+    async def history(self, *, after_seq: int | None = None, limit: int = 50) -> list[IncomingMessage]:
+        """This room's messages, ascending by seq: the newest `limit`, or the oldest `limit` after `after_seq`.
+        Deleted messages are left out; internal notes only for bots with `reads_internal_notes`."""
         ...
 
 

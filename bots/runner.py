@@ -36,8 +36,9 @@ from chatserver.events import (
 from chatserver.models import Message, Room, User
 from chatserver.services import Services
 from chatserver.settings import BotSettings, SettingsError
+from chatserver.storage import Store
 
-from .base import Bot, Command, CommandCall, IncomingMessage, Person, RoomInfo
+from .base import Bot, Command, CommandCall, IncomingMessage, Member, Person, RoomInfo
 
 log = logging.getLogger("chatserver.bots")
 
@@ -69,22 +70,25 @@ def _room_id_of(event: Event) -> str | None:
             return None  # not a room's event (presence, typing, reads, notices...): bots do not hear of it
 
 
-class _MemoryState:
-    """Kept in this process only: lost on restart (a store-backed state is a later step)."""
+class _StoredState:
+    """A bot's state in the store: it survives restarts and is shared by every server process."""
 
-    def __init__(self) -> None:
-        self._values: dict[str, Any] = {}
+    def __init__(self, store: Store, bot: str) -> None:
+        self._store = store
+        self._bot = bot
 
     async def get(self, key: str, default: Any = None) -> Any:
-        return self._values.get(key, default)
+        value = await self._store.get_bot_value(self._bot, key)
+        return default if value is None else value
 
     async def set(self, key: str, value: Any) -> None:
-        if key not in self._values and len(self._values) >= _STATE_KEYS:
-            raise ValueError("bot state is full")
-        self._values[key] = value
+        await self._store.set_bot_value(self._bot, key, value, max_keys=_STATE_KEYS)
+
+    async def add(self, key: str, value: Any) -> bool:
+        return await self._store.set_bot_value(self._bot, key, value, max_keys=_STATE_KEYS, only_if_absent=True)
 
     async def delete(self, key: str) -> None:
-        self._values.pop(key, None)
+        await self._store.delete_bot_value(self._bot, key)
 
 
 @dataclass
@@ -93,7 +97,7 @@ class _Running:
 
     bot: Bot
     settings: BotSettings
-    state: _MemoryState = field(default_factory=_MemoryState)
+    state: _StoredState
     queue: asyncio.Queue[tuple[str, str | None, Job]] = field(default_factory=lambda: asyncio.Queue(_QUEUE_SIZE))
     user: User | None = None
 
@@ -119,7 +123,7 @@ class _Context:
         return self._running.settings.config
 
     @property
-    def state(self) -> _MemoryState:
+    def state(self) -> _StoredState:
         return self._running.state
 
     def available_commands(self, who: Person) -> list[Command]:
@@ -158,6 +162,42 @@ class _Context:
         services = self._runner.services
         await messages.send_notice(services, self._user(), room_id=self._room.id, user_id=user_id, text=text)
 
+    async def members(self) -> list[Member]:
+        if self._room is None:
+            return []
+        store = self._runner.services.store
+        memberships = await store.list_members(self._room.id)
+        users = await store.get_users([m.user_id for m in memberships])
+        return [Member(person(users[m.user_id]), m.role) for m in memberships if m.user_id in users]
+
+    def _may_read(self, message: Message) -> bool:
+        if self._room is None or message.room_id != self._room.id or message.deleted:
+            return False
+        if not message.internal:
+            return True
+        return self._running.bot.reads_internal_notes or (self._trigger is not None and self._trigger.internal)
+
+    async def message(self, message_id: str) -> IncomingMessage | None:
+        found = await self._runner.services.store.get_message(message_id)
+        if found is None or not self._may_read(found):
+            return None
+        return (await self._incoming([found]))[0]
+
+    async def history(self, *, after_seq: int | None = None, limit: int = 50) -> list[IncomingMessage]:
+        if self._room is None:
+            return []
+        page, _ = await self._runner.services.store.list_messages(
+            self._room.id,
+            after_seq=after_seq,
+            limit=max(1, min(limit, 200)),
+            include_internal=self._running.bot.reads_internal_notes,
+        )
+        return await self._incoming([m for m in page if self._may_read(m)])
+
+    async def _incoming(self, found: list[Message]) -> list[IncomingMessage]:
+        senders = await self._runner.services.store.get_users(list({m.sender_id for m in found}))
+        return [_incoming_message(m, senders[m.sender_id]) for m in found if m.sender_id in senders]
+
     def _user(self) -> User:
         assert self._running.user is not None, "the runner has not started"
         return self._running.user
@@ -175,7 +215,10 @@ class BotRunner:
         unknown = sorted(set(configured) - set(names))
         if unknown:
             raise SettingsError(f"bad setting: bots: no bot named {', '.join(unknown)} (there are: {', '.join(names)})")
-        self._bots = {bot.name: _Running(bot, configured.get(bot.name, BotSettings())) for bot in bots}
+        self._bots = {
+            bot.name: _Running(bot, configured.get(bot.name, BotSettings()), _StoredState(services.store, bot.name))
+            for bot in bots
+        }
         self._inbox: asyncio.Queue[Event] = asyncio.Queue(_INBOX_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self._bot_user_ids: set[str] = set()
@@ -373,13 +416,16 @@ class BotRunner:
 
 
 def _incoming(event: MessageSent) -> IncomingMessage:
-    m = event.message
+    return _incoming_message(event.message, event.sender)
+
+
+def _incoming_message(m: Message, sender: User) -> IncomingMessage:
     return IncomingMessage(
         id=m.id,
         room_id=m.room_id,
         seq=m.seq,
         text=m.text,
-        sender=person(event.sender),
+        sender=person(sender),
         reply_to=m.reply_to,
         internal=m.internal,
     )

@@ -16,8 +16,13 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..models import AuditEntry, ExpertSession, Membership, Message, Project, Room, RoomSummary, Stage, User
+
+
+class BotStateFull(Exception):
+    """A bot tried to keep more keys than it may."""
 
 
 class DuplicateKey(Exception):
@@ -276,3 +281,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_revisions(self, message_id: str) -> list[Revision]: ...
+
+    # bots' state ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_bot_value(self, bot: str, key: str) -> Any | None:
+        """A value a bot stored (JSON-like), or None."""
+
+    @abc.abstractmethod
+    async def set_bot_value(
+        self, bot: str, key: str, value: Any, *, max_keys: int, only_if_absent: bool = False
+    ) -> bool:
+        """Store a JSON-like value under (bot, key); False (and nothing changed) if `only_if_absent` and the key is
+        there. Raises BotStateFull when a new key would take the bot past `max_keys`. Atomic."""
+
+    @abc.abstractmethod
+    async def delete_bot_value(self, bot: str, key: str) -> None: ...

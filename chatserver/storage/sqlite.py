@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 
 from ..models import AuditEntry, ExpertSession, Membership, Message, Project, Room, RoomSummary, Stage, User
-from .base import DuplicateKey, Revision, Store
+from .base import BotStateFull, DuplicateKey, Revision, Store
 
 _MIGRATIONS: list[str] = [
     # version 1
@@ -135,6 +135,15 @@ _MIGRATIONS: list[str] = [
         detail TEXT NOT NULL
     );
     CREATE INDEX audit_log_by_time ON audit_log(at);
+    """,
+    # 3: bots' small key-value state
+    """
+    CREATE TABLE bot_state (
+        bot TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (bot, key)
+    );
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -967,3 +976,33 @@ class SQLiteStore(Store):
             )
             for row in rows
         ]
+
+    # bots' state ---------------------------------------------------------------------------------
+    async def get_bot_value(self, bot: str, key: str) -> Any | None:
+        row = await self._fetchone("SELECT value FROM bot_state WHERE bot = ? AND key = ?", (bot, key))
+        return json.loads(row["value"]) if row is not None else None
+
+    async def set_bot_value(
+        self, bot: str, key: str, value: Any, *, max_keys: int, only_if_absent: bool = False
+    ) -> bool:
+        encoded = json.dumps(value, ensure_ascii=False)
+        async with self._transaction() as conn:
+            async with conn.execute("SELECT 1 FROM bot_state WHERE bot = ? AND key = ?", (bot, key)) as cur:
+                exists = await cur.fetchone() is not None
+            if exists and only_if_absent:
+                return False
+            if not exists:
+                async with conn.execute("SELECT COUNT(*) FROM bot_state WHERE bot = ?", (bot,)) as cur:
+                    row = await cur.fetchone()
+                if row is not None and row[0] >= max_keys:
+                    raise BotStateFull(bot)
+            await conn.execute(
+                "INSERT INTO bot_state (bot, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value",
+                (bot, key, encoded),
+            )
+            return True
+
+    async def delete_bot_value(self, bot: str, key: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM bot_state WHERE bot = ? AND key = ?", (bot, key))

@@ -275,6 +275,63 @@ async def test_internal_notes_stay_internal(server_factory: Any, clients: Any) -
     assert not [m for m in client.events("message") if m["sender"]["kind"] == "bot"]
 
 
+class ReaderBot(Bot):
+    """Reads back through its context: who is in the room, the quoted message, the room's recent history."""
+
+    name = "reader"
+    display_name = "读取机器人"
+    commands = (Command("peek", "看看", answer="caller"),)
+
+    async def on_command(self, call: CommandCall, ctx: BotContext) -> str | None:
+        roles = sorted(f"{m.person.name}:{m.role}" for m in await ctx.members() if m.person.kind != "bot")
+        quoted = await ctx.message(call.message.reply_to) if call.message.reply_to else None
+        history = [m.text for m in await ctx.history(limit=5)]
+        return f"{'|'.join(roles)}\n引用:{quoted.text if quoted else '-'}\n历史:{'|'.join(history)}"
+
+
+async def test_context_reads_members_quoted_message_and_history_but_no_internal_note(
+    server_factory: Any, clients: Any
+) -> None:
+    server = await server_factory(extra_bots=[ReaderBot()])
+    staff = await clients(server, "am.wang")
+    client = await clients(server, "xh.li")
+    room_id = await room_id_by_title(staff, XINGHE)
+
+    note = await send(staff, room_id, "内部：报价底线", internal=True)
+    question = await send(client, room_id, "证书什么时候到期？")
+    await send(client, room_id, "/peek", reply_to=question["id"])
+    answer = (await client.wait_for("notice", lambda n: "引用" in n["text"]))["text"]
+    roles, quoted, history = answer.split("\n")
+    assert roles.split("|") == [
+        "刘婷:service_specialist",
+        "孙浩:client_contact",
+        "张伟:developer",
+        "李娜:client_contact",
+        "王晓明:account_manager",
+        "陈思远:solution_expert",
+    ]
+    assert quoted == "引用:证书什么时候到期？"
+    assert "证书什么时候到期？" in history and "报价底线" not in history
+
+    # A staff member quoting the internal note in a public message: the public reply loses the link, so the
+    # bot cannot be led to read the note out.
+    await send(staff, room_id, "/peek", reply_to=note["id"])
+    answer = (await staff.wait_for("notice", lambda n: "引用" in n["text"]))["text"]
+    assert "引用:-" in answer and "报价底线" not in answer
+
+
+async def test_bot_state_is_kept_in_the_store_across_restarts(server_factory: Any, clients: Any) -> None:
+    server = await server_factory(extra_bots=[EchoBot()])
+    staff = await clients(server, "am.wang")
+    room_id = await room_id_by_title(staff, XINGHE)
+    await send(staff, room_id, "一")
+    await staff.wait_for("message", lambda m: m["text"] == "回声：一")
+    assert await server.services.store.get_bot_value("echo", "seen") == 1
+    state = server.app[BOT_RUNNER]._bots["echo"].state
+    assert await state.add("once", 1) and not await state.add("once", 2)
+    assert await state.get("once") == 1
+
+
 def test_settings_name_only_bots_there_are(tmp_path: Any) -> None:
     with pytest.raises(SettingsError, match="no bot named advisr"):
         create_app(make_settings(tmp_path, bots={"advisr": {}}))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chatserver.models import AuditEntry, ExpertSession, Membership, Message, Project, Room, User, new_id
-from chatserver.storage import DuplicateKey, Revision, Store
+from chatserver.storage import BotStateFull, DuplicateKey, Revision, Store
 
 from .conftest import Backend
 
@@ -1054,3 +1054,32 @@ async def test_the_new_records_are_still_there_after_closing_and_reopening(backe
         assert await reopened.list_audit() == [entry]
     finally:
         await reopened.close()
+
+
+async def test_bot_values_round_trip_per_bot(store: Store) -> None:
+    assert await store.get_bot_value("tickets", "k") is None
+    assert await store.set_bot_value("tickets", "k", {"n": 1, "名": "工单"}, max_keys=10)
+    assert await store.get_bot_value("tickets", "k") == {"n": 1, "名": "工单"}
+    assert await store.get_bot_value("advisor", "k") is None  # each bot has its own keys
+    assert await store.set_bot_value("tickets", "k", [1, 2], max_keys=10)
+    assert await store.get_bot_value("tickets", "k") == [1, 2]
+    await store.delete_bot_value("tickets", "k")
+    assert await store.get_bot_value("tickets", "k") is None
+
+
+async def test_only_if_absent_keeps_the_first_value(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.set_bot_value("tickets", "msg-1", i, max_keys=10, only_if_absent=True) for i in range(5))
+    )
+    assert sorted(results) == [False, False, False, False, True]
+    assert await store.get_bot_value("tickets", "msg-1") == results.index(True)
+
+
+async def test_a_bot_keeps_at_most_max_keys(store: Store) -> None:
+    for i in range(3):
+        await store.set_bot_value("advisor", f"k{i}", i, max_keys=3)
+    with pytest.raises(BotStateFull):
+        await store.set_bot_value("advisor", "k3", 3, max_keys=3)
+    assert await store.set_bot_value("advisor", "k0", "changed", max_keys=3)  # replacing is not a new key
+    assert await store.set_bot_value("tickets", "k0", 0, max_keys=3)  # another bot's count is its own
+    assert await store.get_bot_value("advisor", "k3") is None
