@@ -134,6 +134,7 @@ class Message:
     internal: bool = False
     edited_at: datetime | None = None
     deleted: bool = False
+    mentions: list[str] = field(default_factory=list)  # ids of the members the text mentions (`@真实姓名`)
 
     def to_wire(self, sender: User) -> dict[str, Any]:
         return {
@@ -148,6 +149,7 @@ class Message:
             "created_at": iso(self.created_at),
             "edited_at": iso(self.edited_at),
             "deleted": self.deleted,
+            "mentions": [] if self.deleted else list(self.mentions),
         }
 
 

@@ -241,6 +241,7 @@ class Store(abc.ABC):
         created_at: datetime,
         reply_to: str | None = None,
         internal: bool = False,
+        mentions: list[str] | None = None,
     ) -> tuple[Message, bool]:
         """Store a message with the room's next seq. Returns (message, created)."""
 
@@ -267,12 +268,14 @@ class Store(abc.ABC):
         `after_seq`: the oldest `limit` above it. Both: the oldest `limit` between them."""
 
     @abc.abstractmethod
-    async def edit_message(self, message_id: str, text: str, edited_at: datetime, editor_id: str) -> Message | None:
-        """Replace the text, keeping the old text as a Revision."""
+    async def edit_message(
+        self, message_id: str, text: str, edited_at: datetime, editor_id: str, *, mentions: list[str] | None = None
+    ) -> Message | None:
+        """Replace the text (and the mentions, when given), keeping the old text as a Revision."""
 
     @abc.abstractmethod
     async def delete_message(self, message_id: str, deleted_at: datetime, deleter_id: str) -> Message | None:
-        """Turn the message into a tombstone, keeping its text as a Revision."""
+        """Turn the message into a tombstone (no text, no mentions), keeping its text as a Revision."""
 
     @abc.abstractmethod
     async def list_revisions(self, message_id: str) -> list[Revision]: ...

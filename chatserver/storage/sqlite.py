@@ -136,12 +136,16 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_log_by_time ON audit_log(at);
     """,
+    # mentions on messages
+    """
+    ALTER TABLE messages ADD COLUMN mentions TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _ROOMS_PER_QUERY = 400  # below SQLite's expression depth (1000) and bound-variable (999 before 3.32) limits
 _MESSAGE_COLUMNS = (
-    "id, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created_at, edited_at, deleted"
+    "id, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created_at, edited_at, deleted, mentions"
 )
 
 
@@ -226,7 +230,7 @@ def _membership(row: sqlite3.Row) -> Membership:
 
 
 def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
-    (mid, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created, edited, deleted) = row
+    (mid, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created, edited, deleted, mentions) = row
     return Message(
         id=mid,
         room_id=room_id,
@@ -239,6 +243,7 @@ def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
         created_at=_dt(created) or datetime.now(UTC),
         edited_at=_dt(edited),
         deleted=bool(deleted),
+        mentions=json.loads(mentions),
     )
 
 
@@ -851,7 +856,9 @@ class SQLiteStore(Store):
         created_at: datetime,
         reply_to: str | None = None,
         internal: bool = False,
+        mentions: list[str] | None = None,
     ) -> tuple[Message, bool]:
+        mentioned = list(dict.fromkeys(mentions or []))
         async with self._transaction() as tx:
             async with tx.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
@@ -868,8 +875,19 @@ class SQLiteStore(Store):
                 raise KeyError(room_id)
             seq = int(row[0])
             await tx.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0)",
-                (message_id, room_id, seq, sender_id, text, client_msg_id, reply_to, int(internal), _ts(created_at)),
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0,?)",
+                (
+                    message_id,
+                    room_id,
+                    seq,
+                    sender_id,
+                    text,
+                    client_msg_id,
+                    reply_to,
+                    int(internal),
+                    _ts(created_at),
+                    json.dumps(mentioned),
+                ),
             )
         message = Message(
             id=message_id,
@@ -881,6 +899,7 @@ class SQLiteStore(Store):
             created_at=_dt(_ts(created_at)) or created_at,
             reply_to=reply_to,
             internal=internal,
+            mentions=mentioned,
         )
         return message, True
 
@@ -929,7 +948,7 @@ class SQLiteStore(Store):
         return messages, has_more
 
     async def _replace_text(
-        self, message_id: str, text: str, when: datetime, by: str, *, delete: bool
+        self, message_id: str, text: str, when: datetime, by: str, *, delete: bool, mentions: list[str] | None = None
     ) -> Message | None:
         async with self._transaction() as tx:
             async with tx.execute("SELECT text FROM messages WHERE id = ?", (message_id,)) as cur:
@@ -941,15 +960,24 @@ class SQLiteStore(Store):
                 (message_id, row[0], _ts(when), by),
             )
             if delete:
-                await tx.execute("UPDATE messages SET text = '', deleted = 1 WHERE id = ?", (message_id,))
+                await tx.execute(
+                    "UPDATE messages SET text = '', deleted = 1, mentions = '[]' WHERE id = ?", (message_id,)
+                )
+            elif mentions is not None:
+                await tx.execute(
+                    "UPDATE messages SET text = ?, edited_at = ?, mentions = ? WHERE id = ?",
+                    (text, _ts(when), json.dumps(list(dict.fromkeys(mentions))), message_id),
+                )
             else:
                 await tx.execute(
                     "UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (text, _ts(when), message_id)
                 )
         return await self.get_message(message_id)
 
-    async def edit_message(self, message_id: str, text: str, edited_at: datetime, editor_id: str) -> Message | None:
-        return await self._replace_text(message_id, text, edited_at, editor_id, delete=False)
+    async def edit_message(
+        self, message_id: str, text: str, edited_at: datetime, editor_id: str, *, mentions: list[str] | None = None
+    ) -> Message | None:
+        return await self._replace_text(message_id, text, edited_at, editor_id, delete=False, mentions=mentions)
 
     async def delete_message(self, message_id: str, deleted_at: datetime, deleter_id: str) -> Message | None:
         return await self._replace_text(message_id, "", deleted_at, deleter_id, delete=True)

@@ -1054,3 +1054,38 @@ async def test_the_new_records_are_still_there_after_closing_and_reopening(backe
         assert await reopened.list_audit() == [entry]
     finally:
         await reopened.close()
+
+
+# mentions ----------------------------------------------------------------------------------------
+
+
+async def test_mentions_are_stored_with_a_message_replaced_by_an_edit_and_cleared_by_a_delete(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    chen = await add_user(store, "se.chen")
+    room = await add_room(store, wang, li, chen)
+    message, _ = await store.append_message(
+        message_id=new_id("m"),
+        room_id=room.id,
+        sender_id=wang.id,
+        text="@用户xh.li 请看",
+        client_msg_id="c-1",
+        created_at=tick(),
+        mentions=[li.id, li.id],
+    )
+    plain = await send(store, room, wang, "没有提到谁")
+
+    assert message.mentions == [li.id]
+    assert (await store.get_message(message.id)).mentions == [li.id]  # type: ignore[union-attr]
+    assert (await store.get_message(plain.id)).mentions == []  # type: ignore[union-attr]
+    assert (await store.find_message(room.id, wang.id, "c-1")).mentions == [li.id]  # type: ignore[union-attr]
+
+    kept = await store.edit_message(message.id, "@用户xh.li 请看（改）", tick(), wang.id)
+    assert kept is not None and kept.mentions == [li.id]  # no mentions given: unchanged
+    edited = await store.edit_message(message.id, "@用户se.chen 请看", tick(), wang.id, mentions=[chen.id])
+    assert edited is not None and edited.mentions == [chen.id]
+    page, _ = await store.list_messages(room.id)
+    assert [m.mentions for m in page] == [[chen.id], []]
+
+    deleted = await store.delete_message(message.id, tick(), wang.id)
+    assert deleted is not None and deleted.mentions == []
