@@ -158,7 +158,9 @@ async def edit_message(services: Services, user: User, *, message_id: str, text:
         target_id=message.id,
         old_text=message.text,
     )
-    await services.bus.publish(MessageEdited(message=edited, sender=sender, editor_id=user.id))
+    await services.bus.publish(
+        MessageEdited(message=edited, sender=sender, editor_id=user.id, mentions_before=tuple(message.mentions))
+    )
     return edited, sender
 
 

@@ -29,10 +29,9 @@ class Transport(Protocol):
 class OutboxTransport:
     """Writes each email as an `.eml` file into a directory, atomically: a reader sees whole files only."""
 
-    description = "outbox"
-
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.description = f"outbox {directory}"
 
     async def send(self, message: EmailMessage) -> None:
         await asyncio.to_thread(self._write, message.as_bytes())
