@@ -182,6 +182,9 @@ class MailNotifier:
         except (HeaderInjection, ValueError) as exc:  # can never be sent: keep it claimed, never try again
             log.error("mention email refused", extra={"user_id": user_id, "error": _name(exc)})
             return True
+        except asyncio.CancelledError:  # shutting down mid-send: the next start sends it (the store is still open)
+            await asyncio.shield(notifications.release_mention_digest(services, digest))
+            raise
         except Exception as exc:
             failures = self._failures.get(user_id, 0) + 1
             if failures >= _MAX_ATTEMPTS:
