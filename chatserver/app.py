@@ -13,6 +13,7 @@ from aiohttp import web
 from bots import builtin_bots
 from bots.base import Bot
 from bots.runner import BotRunner
+from integrations.mail import Mailer, OutboxTransport, SmtpTransport, Transport
 
 from .actions.rooms import ensure_system_user
 from .api.middleware import SERVICES, errors_middleware
@@ -20,6 +21,7 @@ from .api.routes import add_routes, security_headers
 from .auth import Passwords, Tokens, load_or_create_secret
 from .bus import EventBus
 from .demo import seed_demo
+from .mail_notifier import MailNotifier
 from .metrics import Metrics
 from .presence import Presence
 from .ratelimit import RateLimiter
@@ -33,6 +35,7 @@ log = logging.getLogger("chatserver.app")
 NAMESPACE = web.AppKey("namespace", ChatNamespace)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 BOT_RUNNER = web.AppKey("bot_runner", BotRunner)
+MAIL_NOTIFIER = web.AppKey("mail_notifier", MailNotifier)
 
 
 def build_services(settings: Settings) -> Services:
@@ -50,6 +53,23 @@ def build_services(settings: Settings) -> Services:
         login_limiter=RateLimiter(settings.rate_login_per_minute / 60, settings.rate_login_per_minute),
         login_ip_limiter=RateLimiter(settings.rate_login_ip_per_minute / 60, settings.rate_login_ip_per_minute),
     )
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    """SMTP when `mail_smtp_host` is set; otherwise `.eml` files in the outbox directory."""
+    transport: Transport
+    if settings.mail_smtp_host:
+        transport = SmtpTransport(
+            settings.mail_smtp_host,
+            settings.mail_smtp_port,
+            security=settings.mail_smtp_security,
+            username=settings.mail_smtp_username,
+            password=settings.mail_smtp_password,
+            timeout=settings.mail_smtp_timeout_seconds,
+        )
+    else:
+        transport = OutboxTransport(settings.resolved_outbox_dir)
+    return Mailer(transport, from_name=settings.mail_from_name, from_addr=settings.mail_from)
 
 
 def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.Application:
@@ -72,8 +92,11 @@ def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.App
     sio.attach(app)
     services.bus.subscribe(Broadcaster(sio, services))
     services.bus.subscribe(bot_runner)  # after the broadcaster: people see a message before bots act on it
+    mail_notifier = MailNotifier(services, build_mailer(settings))
+    services.bus.subscribe(mail_notifier)
     app[NAMESPACE] = namespace
     app[BOT_RUNNER] = bot_runner
+    app[MAIL_NOTIFIER] = mail_notifier
     app[SIO] = sio
     add_routes(app)
 
@@ -84,11 +107,14 @@ def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.App
         if settings.demo and await seed_demo(services):
             log.info("demo data seeded")
         await bot_runner.start()
+        await mail_notifier.start()
+        log.info("email goes to %s", mail_notifier.transport_description)
         yield
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await bot_runner.stop()
+        await mail_notifier.stop()
         await services.store.close()
 
     async def drain(app: web.Application) -> None:

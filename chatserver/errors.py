@@ -64,6 +64,21 @@ class InvalidStageMove(ChatError):
     status = 409
 
 
+class InvitationInvalid(ChatError):
+    code = "invitation_invalid"
+    status = 400
+
+
+class InvitationExpired(ChatError):
+    code = "invitation_expired"
+    status = 410
+
+
+class InvitationUsed(ChatError):
+    code = "invitation_used"
+    status = 410
+
+
 class RateLimited(ChatError):
     code = "rate_limited"
     status = 429

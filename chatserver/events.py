@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ class MessageEdited:
     message: Message
     sender: User
     editor_id: str
+    mentions_before: tuple[str, ...] = ()  # whom the text mentioned before the edit
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,17 @@ class SessionsRevoked:
     user_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class InvitationCreated:
+    """A person was invited to set their password. `token` is the one-time secret for the email's link: it is kept
+    nowhere else (the store has its hash) and must never be logged."""
+
+    user_id: str
+    token: str = field(repr=False)
+    expires_at: datetime
+    project_title: str | None = None
+
+
 Event = (
     MessageSent
     | NoticeSent
@@ -137,4 +149,5 @@ Event = (
     | ExpertQueueChanged
     | UserUpdated
     | SessionsRevoked
+    | InvitationCreated
 )

@@ -60,3 +60,4 @@ def configure_logging(level: str) -> None:
     for noisy in ("socketio", "engineio", "socketio.server", "engineio.server"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiosmtplib").setLevel(logging.WARNING)  # its debug lines would carry what is sent

@@ -134,6 +134,7 @@ class Message:
     internal: bool = False
     edited_at: datetime | None = None
     deleted: bool = False
+    mentions: list[str] = field(default_factory=list)  # ids of the members the text mentions (`@真实姓名`)
 
     def to_wire(self, sender: User) -> dict[str, Any]:
         return {
@@ -148,6 +149,7 @@ class Message:
             "created_at": iso(self.created_at),
             "edited_at": iso(self.edited_at),
             "deleted": self.deleted,
+            "mentions": [] if self.deleted else list(self.mentions),
         }
 
 
@@ -222,3 +224,32 @@ class AuditEntry:
             "target_id": self.target_id,
             "detail": dict(self.detail),
         }
+
+
+MentionEmailState = Literal["pending", "sent", "skipped"]
+
+
+@dataclass(slots=True)
+class MentionEmail:
+    """One (person, message) a mention email is or was due for: queued `pending`, then `sent` or `skipped`.
+    There is at most one per person and message, ever: nobody is emailed about the same message twice."""
+
+    user_id: str
+    message_id: str
+    room_id: str
+    queued_at: datetime
+    state: MentionEmailState = "pending"
+    done_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Invitation:
+    """A one-time link to set a password, emailed to a person the platform's payload created. Only the token's
+    hash is kept; a newer invitation for the same person revokes the older ones."""
+
+    token_hash: str
+    user_id: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None

@@ -91,6 +91,11 @@ class Login(Payload):
     password: Annotated[str, StringConstraints(strict=True, max_length=1024)]
 
 
+class AcceptInvitation(Payload):
+    token: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
+    password: Password
+
+
 class CreateUser(Payload):
     username: Username
     name: Name

@@ -11,7 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,7 +20,8 @@ from .models import STAGES, RoomKind, Stage
 
 ENV_PREFIX = "CHAT_"
 _BOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-SECRET_FIELDS = frozenset({"jwt_secret", "platform_secret"})
+SECRET_FIELDS = frozenset({"jwt_secret", "platform_secret", "mail_smtp_password"})
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 
 
 class SettingsError(Exception):
@@ -85,6 +86,24 @@ class Settings(BaseModel):
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     bot_timeout_seconds: float = Field(5.0, gt=0, le=300)  # per bot, per event
 
+    # The address people reach the web client at, for links in emails; empty: http://<host>:<port>.
+    public_url: str = ""
+
+    # Email out. Without mail_smtp_host, emails are written as .eml files to mail_outbox_dir (default
+    # <data_dir>/outbox/); with it, they go to that SMTP server.
+    mail_from: str = "noreply@cloud-advisor.local"
+    mail_from_name: str = "云顾问"
+    mail_outbox_dir: Path | None = None
+    mail_smtp_host: str | None = None
+    mail_smtp_port: int = Field(587, ge=1, le=65535)
+    mail_smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    mail_smtp_username: str | None = None
+    mail_smtp_password: str | None = None
+    mail_smtp_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    mail_mention_delay_seconds: float = Field(120.0, ge=0, le=24 * 3600)  # wait this long, then one email per person
+    mail_retry_seconds: float = Field(60.0, gt=0, le=24 * 3600)  # after a failed send
+    invitation_ttl_hours: float = Field(72.0, gt=0, le=30 * 24)  # how long a link to set a password works
+
     session_check_seconds: float = Field(15.0, gt=0)  # how often sockets are checked against disables made elsewhere
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     log_level: str = "INFO"
@@ -126,9 +145,46 @@ class Settings(BaseModel):
             raise ValueError("must be at least 32 characters")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http:// or https:// address without query or fragment")
+        if any(char.isspace() for char in value):
+            raise ValueError("must not contain spaces or line breaks")
+        return value.rstrip("/")
+
+    @field_validator("mail_from")
+    @classmethod
+    def _sender_address(cls, value: str) -> str:
+        if not _EMAIL.fullmatch(value):
+            raise ValueError("must be an email address (name@example.com)")
+        return value
+
+    @field_validator("mail_from_name", "mail_smtp_host", "mail_smtp_username")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("must not contain a line break")
+        return value
+
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'chat.db'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.mail_outbox_dir or self.data_dir / "outbox"
 
     def public_view(self) -> dict[str, Any]:
         """The settings as `show-config` prints them: secrets hidden, and passwords inside URLs too."""

@@ -21,6 +21,7 @@ from chatserver.app import build_services, create_app
 from chatserver.demo import DEMO_PASSWORD, seed_demo
 from chatserver.services import Services
 from chatserver.settings import Settings, load_settings
+from tests.smtp import LocalSmtp
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -222,3 +223,11 @@ async def room_id_by_title(client: ChatClient, fragment: str) -> str:
         if fragment in room["title"]:
             return str(room["id"])
     raise AssertionError(f"no room titled like {fragment!r}")
+
+
+@pytest.fixture
+async def smtp_server() -> AsyncIterator[LocalSmtp]:
+    """A real SMTP server (aiosmtpd) on an ephemeral port, keeping what arrives (tests/smtp.py)."""
+    server = await LocalSmtp().start()
+    yield server
+    await server.stop()

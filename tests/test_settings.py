@@ -57,3 +57,36 @@ def test_show_config_hides_a_password_inside_a_url():
     )
     shown = settings.public_view()["store_url"]
     assert "S3cret" not in shown and shown == "mongodb://ops:***@db:27017/chat"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CHAT_PUBLIC_URL": "ftp://chat.example"}, "public_url"),
+        ({"CHAT_PUBLIC_URL": "https://chat.example/?x=1"}, "public_url"),
+        ({"CHAT_MAIL_FROM": "not an address"}, "mail_from"),
+        ({"CHAT_MAIL_FROM_NAME": "云顾问\r\nBcc: x@example.com"}, "mail_from_name"),
+        ({"CHAT_MAIL_SMTP_SECURITY": "ssl3"}, "mail_smtp_security"),
+        ({"CHAT_MAIL_MENTION_DELAY_SECONDS": "-1"}, "mail_mention_delay_seconds"),
+        ({"CHAT_INVITATION_TTL_HOURS": "0"}, "invitation_ttl_hours"),
+    ],
+)
+def test_bad_mail_settings_are_refused_naming_the_setting(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=env)
+
+
+def test_mail_defaults_write_to_the_outbox_and_links_use_the_servers_address(tmp_path):
+    settings = load_settings(environ={}, overrides={"data_dir": tmp_path, "port": 9000})
+    assert settings.mail_smtp_host is None
+    assert settings.resolved_outbox_dir == tmp_path / "outbox"
+    assert settings.resolved_public_url == "http://127.0.0.1:9000"
+    assert load_settings(environ={"CHAT_PUBLIC_URL": "https://chat.example/"}).resolved_public_url == (
+        "https://chat.example"
+    )
+
+
+def test_show_config_hides_the_smtp_password():
+    settings = load_settings(environ={"CHAT_MAIL_SMTP_HOST": "smtp.example", "CHAT_MAIL_SMTP_PASSWORD": "S3cret!"})
+    assert settings.public_view()["mail_smtp_password"] == "***"
+    assert "S3cret" not in str(settings.public_view())

@@ -74,6 +74,11 @@ export function login(username, password) {
   return request('POST', '/api/auth/login', { username, password }, { auth: false });
 }
 
+/** Set the password with the one-time token from an invitation email; answers like login ({token, user}). */
+export function acceptInvitation(token, password) {
+  return request('POST', '/api/invitations/accept', { token, password }, { auth: false });
+}
+
 export function getMe() {
   return request('GET', '/api/me');
 }

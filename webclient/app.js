@@ -2,7 +2,7 @@
 // Wire contract: docs/protocol.md. Untrusted text is only ever rendered as text (see render.js).
 
 import { t, getLang, setLang, onLangChange, applyI18n } from './i18n.js';
-import { ApiError, Realtime, session, login as apiLogin, getMe } from './api.js';
+import { ApiError, Realtime, session, login as apiLogin, getMe, acceptInvitation } from './api.js';
 import {
   h, clear, avatar, stageBadge, roomItem, messageItem, pendingItem, memberItem, updateReceipt, snippet, shortTime, fullTime,
 } from './render.js';
@@ -163,6 +163,66 @@ function showLogin(noticeKey) {
   setLoginBusy(false);
   const user = $('login-username');
   (user.value ? $('login-password') : user).focus();
+}
+
+// ---- invitation: #invite=<token> from the email sets a password, then signs in ----
+
+let inviteToken = null;
+
+/** The token of an invitation link, taken out of the address (so it stays out of history and bookmarks). */
+function takeInviteToken() {
+  const m = /^#invite=([A-Za-z0-9_-]{1,256})$/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  return m[1];
+}
+
+function showInvite() {
+  $('app-view').hidden = true;
+  $('login-view').hidden = false;
+  $('login-form').hidden = true;
+  $('invite-form').hidden = false;
+  $('invite-lang-slot').appendChild($('lang-switch'));
+  $('invite-error').hidden = true;
+  $('invite-password').focus();
+}
+
+function leaveInvite() {
+  inviteToken = null;
+  $('invite-form').hidden = true;
+  $('invite-password').value = '';
+  $('invite-confirm').value = '';
+  $('login-form').hidden = false;
+}
+
+function showInviteError(key, params) {
+  const el = $('invite-error');
+  if (params) delete el.dataset.i18n; else el.dataset.i18n = key;
+  el.textContent = t(key, params);
+  el.hidden = false;
+}
+
+async function onInviteSubmit(ev) {
+  ev.preventDefault();
+  const password = $('invite-password').value;
+  if (password.length < 8) { showInviteError('invite.error.short'); return; }
+  if (password !== $('invite-confirm').value) { showInviteError('invite.error.mismatch'); return; }
+  const btn = $('invite-submit');
+  btn.disabled = true;
+  $('invite-error').hidden = true;
+  try {
+    const res = await acceptInvitation(inviteToken, password);
+    session.save(res.token, res.user);
+    leaveInvite();
+    $('login-username').value = res.user.username;
+    await startSession();
+  } catch (err) {
+    const known = ['invitation_used', 'invitation_expired', 'invitation_invalid', 'network', 'rate_limited'];
+    if (err instanceof ApiError && known.includes(err.code)) showInviteError(`invite.error.${err.code}`);
+    else showInviteError('invite.error.generic', { message: errorText(err) });
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 function showApp() {
@@ -1852,6 +1912,8 @@ function bindDeskUi() {
 
 function bindUi() {
   $('login-form').addEventListener('submit', onLoginSubmit);
+  $('invite-form').addEventListener('submit', onInviteSubmit);
+  $('invite-to-login').addEventListener('click', () => { leaveInvite(); showLogin(); });
   $('lang-switch').addEventListener('click', () => setLang(getLang() === 'zh' ? 'en' : 'zh'));
   $('logout-button').addEventListener('click', () => logout());
   $('room-search').addEventListener('input', (e) => { state.filter = e.target.value; renderRoomList(); });
@@ -1887,6 +1949,13 @@ function bindUi() {
   // Back on the network: reconnect at once instead of waiting out the back-off.
   window.addEventListener('online', () => { if (state.rt && !state.rt.connected) state.rt.reconnectNow(); });
   window.addEventListener('hashchange', () => {
+    const invite = takeInviteToken();
+    if (invite) { // an invitation link opened in this tab: it is for its own person
+      if (state.me || session.token) logout();
+      inviteToken = invite;
+      showInvite();
+      return;
+    }
     if (!state.me) return;
     if (location.hash === '#board' && isStaff()) { if (state.view !== 'board') showBoard(); return; }
     if (location.hash === '#console' && isStaff()) { if (state.view !== 'console') showConsole(); return; }
@@ -1918,7 +1987,11 @@ function bindUi() {
 function boot() {
   applyI18n(document);
   bindUi();
-  if (session.token) startSession();
+  inviteToken = takeInviteToken();
+  if (inviteToken) {
+    session.clear(); // an invitation is for its own person, whoever was signed in in this tab
+    showInvite();
+  } else if (session.token) startSession();
   else showLogin();
 }
 

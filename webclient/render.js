@@ -204,6 +204,9 @@ export function messageItem(msg, ctx) {
   if (sender.kind === 'bot') classes.push('from-bot');
   if (msg.internal) classes.push('internal');
   if (msg.deleted) classes.push('deleted');
+  // The server computes whom a message mentions (@真实姓名); shown as a badge, the text stays plain text.
+  const mentionsMe = !!ctx.me && !msg.deleted && Array.isArray(msg.mentions) && msg.mentions.includes(ctx.me.id);
+  if (mentionsMe) classes.push('mentions-me');
 
   const meta = h('div', { className: 'msg-meta' },
     h('span', { className: 'msg-sender', testid: 'message-sender', text: sender.name }),
@@ -211,6 +214,7 @@ export function messageItem(msg, ctx) {
     sender.kind === 'client' ? h('span', { className: 'badge badge-external', testid: 'external-badge', i18n: 'chat.external' }) : null,
     sender.kind === 'bot' ? h('span', { className: 'badge badge-bot', i18n: 'kind.bot' }) : null,
     msg.internal ? h('span', { className: 'badge badge-internal', testid: 'internal-badge', i18n: 'chat.internal' }) : null,
+    mentionsMe ? h('span', { className: 'badge badge-mention', testid: 'mention-badge', i18n: 'chat.mentionsYou' }) : null,
     h('time', {
       className: 'msg-time', testid: 'message-time', text: shortTime(msg.created_at),
       title: fullTime(msg.created_at), attrs: { datetime: msg.created_at },

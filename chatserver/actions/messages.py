@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import Forbidden, NotFound
 from ..events import MessageDeleted, MessageEdited, MessageSent, NoticeSent, ReadMarked
+from ..mentions import find_mentions
 from ..models import Message, User, new_id, utcnow
 from ..services import Services
 from ..wire import messages_wire
@@ -41,6 +42,7 @@ async def send_message(
             raise NotFound("the message replied to is not in this room")
         if original.internal and not internal:
             reply_to = None  # a public reply keeps no link to an internal note: clients must not learn of it
+    mentions = await _mentions(services, room_id, sender, text, internal=internal)
     message, created = await services.store.append_message(
         message_id=new_id("m"),
         room_id=room_id,
@@ -50,11 +52,27 @@ async def send_message(
         created_at=utcnow(),
         reply_to=reply_to,
         internal=internal,
+        mentions=mentions,
     )
     if created:
         services.metrics.messages_sent.inc()
         await services.bus.publish(MessageSent(message=message, sender=sender))
     return message, created
+
+
+async def _mentions(services: Services, room_id: str, sender: User, text: str, *, internal: bool) -> list[str]:
+    """The members `text` mentions by real name (mentions.py), the sender aside. Nobody can be mentioned into an
+    internal note who may not read it: a client named in one is not mentioned."""
+    if "@" not in text and "＠" not in text:
+        return []
+    members = await services.store.list_members(room_id)
+    users = await services.store.get_users([m.user_id for m in members if m.user_id != sender.id])
+    candidates = [
+        (m.user_id, users[m.user_id].name)
+        for m in members
+        if m.user_id in users and not (internal and users[m.user_id].kind == "client")
+    ]
+    return find_mentions(text, candidates)
 
 
 async def send_notice(services: Services, sender: User, *, room_id: str, user_id: str, text: str) -> dict[str, Any]:
@@ -128,7 +146,8 @@ async def edit_message(services: Services, user: User, *, message_id: str, text:
         raise NotFound("the message was deleted")
     if text == message.text:
         return message, sender
-    edited = await services.store.edit_message(message.id, text, utcnow(), user.id)
+    mentions = await _mentions(services, message.room_id, sender, text, internal=message.internal)
+    edited = await services.store.edit_message(message.id, text, utcnow(), user.id, mentions=mentions)
     if edited is None:
         raise NotFound(MESSAGE_NOT_FOUND)
     await audit.record(
@@ -139,7 +158,9 @@ async def edit_message(services: Services, user: User, *, message_id: str, text:
         target_id=message.id,
         old_text=message.text,
     )
-    await services.bus.publish(MessageEdited(message=edited, sender=sender, editor_id=user.id))
+    await services.bus.publish(
+        MessageEdited(message=edited, sender=sender, editor_id=user.id, mentions_before=tuple(message.mentions))
+    )
     return edited, sender
 
 

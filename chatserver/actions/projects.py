@@ -11,7 +11,7 @@ from ..models import NEXT_STAGE, STAGES, Project, Room, Stage, User, new_id, utc
 from ..schemas import PlatformPerson, PlatformProject
 from ..services import Services
 from ..storage import DuplicateKey
-from . import accounts, audit, rooms
+from . import accounts, audit, invitations, rooms
 
 STAGE_NAMES = {"presales": "售前", "implementation": "售中", "aftersales": "售后", "closed": "结项"}
 ROLE_NAMES = {
@@ -64,11 +64,12 @@ async def register_project(services: Services, payload: PlatformProject, *, deli
         external_id=project.external_id,
         delivery_id=delivery_id,
     )
+    title = f"{payload.client_org} · {payload.name}"
     for person, user in people:
-        await _create_missing(services, person, user)
+        await _create_missing(services, person, user, project_title=title)
     assert project.room_id is not None
     room = await services.store.create_room(
-        Room(id=project.room_id, kind="project", title=f"{payload.client_org} · {payload.name}", project_id=project.id)
+        Room(id=project.room_id, kind="project", title=title, project_id=project.id)
     )
     await services.bus.publish(RoomCreated(room_id=room.id))
     for person, user in people:
@@ -236,7 +237,9 @@ async def _resolve_people(services: Services, payload: PlatformProject) -> list[
     return resolved
 
 
-async def _create_missing(services: Services, person: PlatformPerson, user: User) -> None:
+async def _create_missing(services: Services, person: PlatformPerson, user: User, *, project_title: str) -> None:
+    """Create a person the payload names and the server does not know; with an email address, they are invited to
+    set a password (a person a concurrent registration created is invited by that one)."""
     if user.id:
         return
     try:
@@ -255,8 +258,11 @@ async def _create_missing(services: Services, person: PlatformPerson, user: User
         raced = await services.store.get_user_by_username(user.username)
         if raced is None or raced.kind != user.kind or (user.kind == "client" and raced.org != user.org):
             raise
-        created = raced
+        user.id = raced.id
+        return
     user.id = created.id
+    if created.email:
+        await invitations.create_invitation(services, created, project_title=project_title)
 
 
 async def list_projects(services: Services, user: User) -> list[dict[str, Any]]:

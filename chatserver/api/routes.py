@@ -7,9 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..actions import accounts, audit, messages, projects, rooms
+from ..actions import accounts, audit, invitations, messages, projects, rooms
 from ..errors import Forbidden
-from ..schemas import CreateUser, Login, UpdateUser, parse
+from ..models import iso
+from ..schemas import AcceptInvitation, CreateUser, Login, UpdateUser, parse
 from .middleware import SERVICES, current_admin, current_user, json_body, query_int, query_time
 from .platform import add_platform_routes
 
@@ -21,6 +22,14 @@ async def login(request: web.Request) -> web.Response:
     p = parse(Login, await json_body(request))
     token, user = await accounts.login(
         request.app[SERVICES], username=p.username, password=p.password, client_ip=request.remote or ""
+    )
+    return web.json_response({"ok": True, "token": token, "user": user.to_wire()})
+
+
+async def accept_invitation(request: web.Request) -> web.Response:
+    p = parse(AcceptInvitation, await json_body(request))
+    token, user = await invitations.accept_invitation(
+        request.app[SERVICES], token=p.token, password=p.password, client_ip=request.remote or ""
     )
     return web.json_response({"ok": True, "token": token, "user": user.to_wire()})
 
@@ -98,6 +107,12 @@ async def admin_update_user(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "user": user.to_wire()})
 
 
+async def admin_resend_invitation(request: web.Request) -> web.Response:
+    actor = await current_admin(request)
+    invitation = await invitations.resend_invitation(request.app[SERVICES], actor, request.match_info["user_id"])
+    return web.json_response({"ok": True, "expires_at": iso(invitation.expires_at)}, status=201)
+
+
 async def admin_audit(request: web.Request) -> web.Response:
     user = await current_admin(request)
     entries = await audit.list_audit(
@@ -162,6 +177,7 @@ async def security_headers(request: web.Request, handler):  # type: ignore[no-un
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/auth/login", login)
+    app.router.add_post("/api/invitations/accept", accept_invitation)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/rooms", list_rooms)
     app.router.add_get("/api/rooms/{room_id}/messages", room_messages)
@@ -169,6 +185,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/admin/users", admin_list_users)
     app.router.add_post("/api/admin/users", admin_create_user)
     app.router.add_patch("/api/admin/users/{user_id}", admin_update_user)
+    app.router.add_post("/api/admin/users/{user_id}/invitation", admin_resend_invitation)
     app.router.add_get("/api/admin/audit", admin_audit)
     app.router.add_get("/api/admin/projects", admin_projects)
     add_platform_routes(app)

@@ -18,7 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..models import AuditEntry, ExpertSession, Membership, Message, Project, Room, RoomSummary, Stage, User
+from ..models import (
+    AuditEntry,
+    ExpertSession,
+    Invitation,
+    Membership,
+    MentionEmail,
+    MentionEmailState,
+    Message,
+    Project,
+    Room,
+    RoomSummary,
+    Stage,
+    User,
+)
 
 
 class BotStateFull(Exception):
@@ -246,6 +259,7 @@ class Store(abc.ABC):
         created_at: datetime,
         reply_to: str | None = None,
         internal: bool = False,
+        mentions: list[str] | None = None,
     ) -> tuple[Message, bool]:
         """Store a message with the room's next seq. Returns (message, created)."""
 
@@ -272,12 +286,14 @@ class Store(abc.ABC):
         `after_seq`: the oldest `limit` above it. Both: the oldest `limit` between them."""
 
     @abc.abstractmethod
-    async def edit_message(self, message_id: str, text: str, edited_at: datetime, editor_id: str) -> Message | None:
-        """Replace the text, keeping the old text as a Revision."""
+    async def edit_message(
+        self, message_id: str, text: str, edited_at: datetime, editor_id: str, *, mentions: list[str] | None = None
+    ) -> Message | None:
+        """Replace the text (and the mentions, when given), keeping the old text as a Revision."""
 
     @abc.abstractmethod
     async def delete_message(self, message_id: str, deleted_at: datetime, deleter_id: str) -> Message | None:
-        """Turn the message into a tombstone, keeping its text as a Revision."""
+        """Turn the message into a tombstone (no text, no mentions), keeping its text as a Revision."""
 
     @abc.abstractmethod
     async def list_revisions(self, message_id: str) -> list[Revision]: ...
@@ -296,3 +312,40 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_bot_value(self, bot: str, key: str) -> None: ...
+
+    # mention emails ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def queue_mention_emails(self, message_id: str, room_id: str, user_ids: list[str], at: datetime) -> list[str]:
+        """Queue a pending mention email for each user who has none for this message yet (whatever its state).
+        Returns the users newly queued."""
+
+    @abc.abstractmethod
+    async def list_mention_emails(self, *, state: MentionEmailState, user_id: str | None = None) -> list[MentionEmail]:
+        """Oldest queued first."""
+
+    @abc.abstractmethod
+    async def finish_mention_emails(
+        self,
+        user_id: str,
+        message_ids: list[str],
+        *,
+        state: MentionEmailState,
+        expected: MentionEmailState,
+        at: datetime,
+    ) -> list[str]:
+        """Move the user's mention emails for these messages from `expected` to `state` (compare-and-set: two
+        senders cannot both claim one). Returns the message ids that moved."""
+
+    # invitations ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_invitation(self, invitation: Invitation) -> Invitation:
+        """Store an invitation and revoke the user's other open ones, at once."""
+
+    @abc.abstractmethod
+    async def get_invitation(self, token_hash: str) -> Invitation | None: ...
+
+    @abc.abstractmethod
+    async def accept_invitation(self, token_hash: str, password_hash: str, at: datetime) -> Invitation | None:
+        """Atomically, if the invitation is open at `at` (not used, not revoked, not expired) and its user active:
+        mark it used, set the user's password and void their earlier tokens (`tokens_after`). None otherwise, and
+        nothing changed."""

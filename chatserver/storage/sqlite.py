@@ -18,7 +18,20 @@ from typing import Any
 
 import aiosqlite
 
-from ..models import AuditEntry, ExpertSession, Membership, Message, Project, Room, RoomSummary, Stage, User
+from ..models import (
+    AuditEntry,
+    ExpertSession,
+    Invitation,
+    Membership,
+    MentionEmail,
+    MentionEmailState,
+    Message,
+    Project,
+    Room,
+    RoomSummary,
+    Stage,
+    User,
+)
 from .base import BotStateFull, DuplicateKey, Revision, Store
 
 _MIGRATIONS: list[str] = [
@@ -145,12 +158,35 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (bot, key)
     );
     """,
+    # 4: mentions on messages, mention emails, invitations
+    """
+    ALTER TABLE messages ADD COLUMN mentions TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE mention_emails (
+        user_id TEXT NOT NULL REFERENCES users(id),
+        message_id TEXT NOT NULL REFERENCES messages(id),
+        room_id TEXT NOT NULL REFERENCES rooms(id),
+        queued_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        done_at TEXT,
+        PRIMARY KEY (user_id, message_id)
+    );
+    CREATE INDEX mention_emails_by_state ON mention_emails(state, queued_at);
+    CREATE TABLE invitations (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT,
+        revoked_at TEXT
+    );
+    CREATE INDEX invitations_by_user ON invitations(user_id);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _ROOMS_PER_QUERY = 400  # below SQLite's expression depth (1000) and bound-variable (999 before 3.32) limits
 _MESSAGE_COLUMNS = (
-    "id, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created_at, edited_at, deleted"
+    "id, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created_at, edited_at, deleted, mentions"
 )
 
 
@@ -235,7 +271,7 @@ def _membership(row: sqlite3.Row) -> Membership:
 
 
 def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
-    (mid, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created, edited, deleted) = row
+    (mid, room_id, seq, sender_id, text, client_msg_id, reply_to, internal, created, edited, deleted, mentions) = row
     return Message(
         id=mid,
         room_id=room_id,
@@ -248,6 +284,29 @@ def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
         created_at=_dt(created) or datetime.now(UTC),
         edited_at=_dt(edited),
         deleted=bool(deleted),
+        mentions=json.loads(mentions),
+    )
+
+
+def _mention_email(row: sqlite3.Row) -> MentionEmail:
+    return MentionEmail(
+        user_id=row["user_id"],
+        message_id=row["message_id"],
+        room_id=row["room_id"],
+        queued_at=_dt(row["queued_at"]) or datetime.now(UTC),
+        state=row["state"],
+        done_at=_dt(row["done_at"]),
+    )
+
+
+def _invitation(row: sqlite3.Row) -> Invitation:
+    return Invitation(
+        token_hash=row["token_hash"],
+        user_id=row["user_id"],
+        created_at=_dt(row["created_at"]) or datetime.now(UTC),
+        expires_at=_dt(row["expires_at"]) or datetime.now(UTC),
+        used_at=_dt(row["used_at"]),
+        revoked_at=_dt(row["revoked_at"]),
     )
 
 
@@ -860,7 +919,9 @@ class SQLiteStore(Store):
         created_at: datetime,
         reply_to: str | None = None,
         internal: bool = False,
+        mentions: list[str] | None = None,
     ) -> tuple[Message, bool]:
+        mentioned = list(dict.fromkeys(mentions or []))
         async with self._transaction() as tx:
             async with tx.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
@@ -877,8 +938,19 @@ class SQLiteStore(Store):
                 raise KeyError(room_id)
             seq = int(row[0])
             await tx.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0)",
-                (message_id, room_id, seq, sender_id, text, client_msg_id, reply_to, int(internal), _ts(created_at)),
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0,?)",
+                (
+                    message_id,
+                    room_id,
+                    seq,
+                    sender_id,
+                    text,
+                    client_msg_id,
+                    reply_to,
+                    int(internal),
+                    _ts(created_at),
+                    json.dumps(mentioned),
+                ),
             )
         message = Message(
             id=message_id,
@@ -890,6 +962,7 @@ class SQLiteStore(Store):
             created_at=_dt(_ts(created_at)) or created_at,
             reply_to=reply_to,
             internal=internal,
+            mentions=mentioned,
         )
         return message, True
 
@@ -938,7 +1011,7 @@ class SQLiteStore(Store):
         return messages, has_more
 
     async def _replace_text(
-        self, message_id: str, text: str, when: datetime, by: str, *, delete: bool
+        self, message_id: str, text: str, when: datetime, by: str, *, delete: bool, mentions: list[str] | None = None
     ) -> Message | None:
         async with self._transaction() as tx:
             async with tx.execute("SELECT text FROM messages WHERE id = ?", (message_id,)) as cur:
@@ -950,15 +1023,24 @@ class SQLiteStore(Store):
                 (message_id, row[0], _ts(when), by),
             )
             if delete:
-                await tx.execute("UPDATE messages SET text = '', deleted = 1 WHERE id = ?", (message_id,))
+                await tx.execute(
+                    "UPDATE messages SET text = '', deleted = 1, mentions = '[]' WHERE id = ?", (message_id,)
+                )
+            elif mentions is not None:
+                await tx.execute(
+                    "UPDATE messages SET text = ?, edited_at = ?, mentions = ? WHERE id = ?",
+                    (text, _ts(when), json.dumps(list(dict.fromkeys(mentions))), message_id),
+                )
             else:
                 await tx.execute(
                     "UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (text, _ts(when), message_id)
                 )
         return await self.get_message(message_id)
 
-    async def edit_message(self, message_id: str, text: str, edited_at: datetime, editor_id: str) -> Message | None:
-        return await self._replace_text(message_id, text, edited_at, editor_id, delete=False)
+    async def edit_message(
+        self, message_id: str, text: str, edited_at: datetime, editor_id: str, *, mentions: list[str] | None = None
+    ) -> Message | None:
+        return await self._replace_text(message_id, text, edited_at, editor_id, delete=False, mentions=mentions)
 
     async def delete_message(self, message_id: str, deleted_at: datetime, deleter_id: str) -> Message | None:
         return await self._replace_text(message_id, "", deleted_at, deleter_id, delete=True)
@@ -1006,3 +1088,86 @@ class SQLiteStore(Store):
     async def delete_bot_value(self, bot: str, key: str) -> None:
         async with self._transaction() as conn:
             await conn.execute("DELETE FROM bot_state WHERE bot = ? AND key = ?", (bot, key))
+
+    # mention emails ------------------------------------------------------------------------------
+    async def queue_mention_emails(self, message_id: str, room_id: str, user_ids: list[str], at: datetime) -> list[str]:
+        queued: list[str] = []
+        async with self._transaction() as tx:
+            for user_id in dict.fromkeys(user_ids):
+                cur = await tx.execute(
+                    "INSERT OR IGNORE INTO mention_emails (user_id, message_id, room_id, queued_at, state)"
+                    " VALUES (?,?,?,?,'pending')",
+                    (user_id, message_id, room_id, _ts(at)),
+                )
+                if cur.rowcount > 0:
+                    queued.append(user_id)
+        return queued
+
+    async def list_mention_emails(self, *, state: MentionEmailState, user_id: str | None = None) -> list[MentionEmail]:
+        where, params = ["state = ?"], [str(state)]
+        if user_id is not None:
+            where.append("user_id = ?")
+            params.append(user_id)
+        rows = await self._fetchall(
+            f"SELECT * FROM mention_emails WHERE {' AND '.join(where)} ORDER BY queued_at, rowid", params
+        )
+        return [_mention_email(row) for row in rows]
+
+    async def finish_mention_emails(
+        self,
+        user_id: str,
+        message_ids: list[str],
+        *,
+        state: MentionEmailState,
+        expected: MentionEmailState,
+        at: datetime,
+    ) -> list[str]:
+        moved: list[str] = []
+        async with self._transaction() as tx:
+            for message_id in dict.fromkeys(message_ids):
+                cur = await tx.execute(
+                    "UPDATE mention_emails SET state = ?, done_at = ?"
+                    " WHERE user_id = ? AND message_id = ? AND state = ?",
+                    (state, None if state == "pending" else _ts(at), user_id, message_id, expected),
+                )
+                if cur.rowcount > 0:
+                    moved.append(message_id)
+        return moved
+
+    # invitations ---------------------------------------------------------------------------------
+    async def create_invitation(self, invitation: Invitation) -> Invitation:
+        async with self._transaction() as tx:
+            await tx.execute(
+                "UPDATE invitations SET revoked_at = ? WHERE user_id = ? AND used_at IS NULL AND revoked_at IS NULL",
+                (_ts(invitation.created_at), invitation.user_id),
+            )
+            await tx.execute(
+                "INSERT INTO invitations (token_hash, user_id, created_at, expires_at) VALUES (?,?,?,?)",
+                (
+                    invitation.token_hash,
+                    invitation.user_id,
+                    _ts(invitation.created_at),
+                    _ts(invitation.expires_at),
+                ),
+            )
+        return invitation
+
+    async def get_invitation(self, token_hash: str) -> Invitation | None:
+        row = await self._fetchone("SELECT * FROM invitations WHERE token_hash = ?", (token_hash,))
+        return _invitation(row) if row else None
+
+    async def accept_invitation(self, token_hash: str, password_hash: str, at: datetime) -> Invitation | None:
+        async with self._transaction() as tx:
+            cur = await tx.execute(
+                "UPDATE invitations SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL"
+                " AND expires_at > ? AND user_id IN (SELECT id FROM users WHERE active = 1)",
+                (_ts(at), token_hash, _ts(at)),
+            )
+            if cur.rowcount == 0:
+                return None
+            await tx.execute(
+                "UPDATE users SET password_hash = ?, tokens_after = ?"
+                " WHERE id = (SELECT user_id FROM invitations WHERE token_hash = ?)",
+                (password_hash, _ts(at), token_hash),
+            )
+        return await self.get_invitation(token_hash)

@@ -393,3 +393,37 @@ async def test_adding_and_removing_a_member_is_published_once(
     ]
     members = await rooms.get_members(services, world.zhou, room_id=world.ruifeng.id)
     assert {m["user"]["id"] for m in members} == {world.wang.id, world.zhou.id}
+
+
+# mentions ------------------------------------------------------------------------------------------
+
+
+async def test_a_message_stores_the_members_it_mentions_by_real_name(
+    services: Services, world: World, events: list[Event]
+) -> None:
+    message = await send(services, world.wang, world.xinghe.id, "@李娜 @陈思远 请确认证书；@周敏 不在这个房间")
+
+    assert message.mentions == [world.li.id, world.chen.id]
+    assert (await services.store.get_message(message.id)).mentions == message.mentions  # type: ignore[union-attr]
+    assert events[-1] == MessageSent(message=message, sender=world.wang)
+    assert message.to_wire(world.wang)["mentions"] == [world.li.id, world.chen.id]
+
+
+async def test_the_sender_does_not_mention_themselves(services: Services, world: World) -> None:
+    assert (await send(services, world.wang, world.xinghe.id, "@王晓明 @李娜 提醒自己")).mentions == [world.li.id]
+
+
+async def test_nobody_is_mentioned_into_an_internal_note_who_cannot_read_it(services: Services, world: World) -> None:
+    note = await send(services, world.wang, world.xinghe.id, "@李娜 @陈思远 内部讨论", internal=True)
+
+    assert note.mentions == [world.chen.id]
+
+
+async def test_an_edit_recomputes_the_mentions_and_a_delete_clears_them(services: Services, world: World) -> None:
+    message = await send(services, world.wang, world.xinghe.id, "@李娜 请看")
+
+    edited, _ = await messages.edit_message(services, world.wang, message_id=message.id, text="@孙浩 @李娜 请看")
+    assert edited.mentions == [world.sun.id, world.li.id]
+    deleted, _ = await messages.delete_message(services, world.wang, message_id=message.id)
+    assert deleted.mentions == []
+    assert deleted.to_wire(world.wang)["mentions"] == []

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chatserver.models import AuditEntry, ExpertSession, Membership, Message, Project, Room, User, new_id
+from chatserver.models import AuditEntry, ExpertSession, Invitation, Membership, Message, Project, Room, User, new_id
 from chatserver.storage import BotStateFull, DuplicateKey, Revision, Store
 
 from .conftest import Backend
@@ -1083,3 +1083,156 @@ async def test_a_bot_keeps_at_most_max_keys(store: Store) -> None:
     assert await store.set_bot_value("advisor", "k0", "changed", max_keys=3)  # replacing is not a new key
     assert await store.set_bot_value("tickets", "k0", 0, max_keys=3)  # another bot's count is its own
     assert await store.get_bot_value("advisor", "k3") is None
+
+
+# mentions ----------------------------------------------------------------------------------------
+
+
+async def test_mentions_are_stored_with_a_message_replaced_by_an_edit_and_cleared_by_a_delete(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    chen = await add_user(store, "se.chen")
+    room = await add_room(store, wang, li, chen)
+    message, _ = await store.append_message(
+        message_id=new_id("m"),
+        room_id=room.id,
+        sender_id=wang.id,
+        text="@用户xh.li 请看",
+        client_msg_id="c-1",
+        created_at=tick(),
+        mentions=[li.id, li.id],
+    )
+    plain = await send(store, room, wang, "没有提到谁")
+
+    assert message.mentions == [li.id]
+    assert (await store.get_message(message.id)).mentions == [li.id]  # type: ignore[union-attr]
+    assert (await store.get_message(plain.id)).mentions == []  # type: ignore[union-attr]
+    assert (await store.find_message(room.id, wang.id, "c-1")).mentions == [li.id]  # type: ignore[union-attr]
+
+    kept = await store.edit_message(message.id, "@用户xh.li 请看（改）", tick(), wang.id)
+    assert kept is not None and kept.mentions == [li.id]  # no mentions given: unchanged
+    edited = await store.edit_message(message.id, "@用户se.chen 请看", tick(), wang.id, mentions=[chen.id])
+    assert edited is not None and edited.mentions == [chen.id]
+    page, _ = await store.list_messages(room.id)
+    assert [m.mentions for m in page] == [[chen.id], []]
+
+    deleted = await store.delete_message(message.id, tick(), wang.id)
+    assert deleted is not None and deleted.mentions == []
+
+
+# mention emails ----------------------------------------------------------------------------------
+
+
+async def test_a_mention_email_is_queued_once_per_person_and_message_ever(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    sun = await add_user(store, "xh.sun", kind="client")
+    room = await add_room(store, wang, li, sun)
+    first = await send(store, room, wang, "@李娜 一")
+    second = await send(store, room, wang, "@李娜 二")
+
+    assert await store.queue_mention_emails(first.id, room.id, [li.id, sun.id, li.id], tick()) == [li.id, sun.id]
+    assert await store.queue_mention_emails(first.id, room.id, [li.id], tick()) == []  # pending already
+    assert await store.queue_mention_emails(second.id, room.id, [li.id], tick()) == [li.id]
+
+    pending = await store.list_mention_emails(state="pending", user_id=li.id)
+    assert [(p.message_id, p.room_id, p.state) for p in pending] == [
+        (first.id, room.id, "pending"),
+        (second.id, room.id, "pending"),
+    ]
+    assert [p.user_id for p in await store.list_mention_emails(state="pending")] == [li.id, sun.id, li.id]
+
+    when = tick()
+    sent = await store.finish_mention_emails(li.id, [first.id, second.id], state="sent", expected="pending", at=when)
+    assert sent == [first.id, second.id]
+    assert await store.finish_mention_emails(li.id, [first.id], state="sent", expected="pending", at=tick()) == []
+    [done, _] = await store.list_mention_emails(state="sent", user_id=li.id)
+    assert (done.state, done.done_at) == ("sent", when)
+    # sent (or skipped) is for good: the same message is never queued for the same person again
+    assert await store.queue_mention_emails(first.id, room.id, [li.id], tick()) == []
+    assert await store.list_mention_emails(state="pending", user_id=li.id) == []
+
+
+async def test_a_claimed_mention_email_can_be_released_back_to_pending(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    room = await add_room(store, wang, li)
+    message = await send(store, room, wang, "@李娜")
+    await store.queue_mention_emails(message.id, room.id, [li.id], tick())
+
+    await store.finish_mention_emails(li.id, [message.id], state="sent", expected="pending", at=tick())
+    released = await store.finish_mention_emails(li.id, [message.id], state="pending", expected="sent", at=tick())
+
+    assert released == [message.id]
+    [again] = await store.list_mention_emails(state="pending", user_id=li.id)
+    assert again.done_at is None
+    skipped = await store.finish_mention_emails(li.id, [message.id], state="skipped", expected="pending", at=tick())
+    assert skipped == [message.id]
+    assert await store.list_mention_emails(state="pending") == []
+
+
+async def test_mention_emails_survive_reopening_the_store(backend: Backend) -> None:
+    store = await backend.open()
+    wang = await add_user(store, "am.wang")
+    li = await add_user(store, "xh.li", kind="client")
+    room = await add_room(store, wang, li)
+    message = await send(store, room, wang, "@李娜")
+    await store.queue_mention_emails(message.id, room.id, [li.id], tick())
+    await store.close()
+
+    reopened = await backend.open()
+    try:
+        assert [p.message_id for p in await reopened.list_mention_emails(state="pending")] == [message.id]
+    finally:
+        await reopened.close()
+
+
+# invitations -------------------------------------------------------------------------------------
+
+
+def invitation(user: User, token_hash: str, *, hours: float = 72) -> Invitation:
+    created = tick()
+    return Invitation(
+        token_hash=token_hash, user_id=user.id, created_at=created, expires_at=created + timedelta(hours=hours)
+    )
+
+
+async def test_an_invitation_is_accepted_once_setting_the_password_and_voiding_older_tokens(store: Store) -> None:
+    qiao = await add_user(store, "hy.qiao", kind="client")
+    stored = await store.create_invitation(invitation(qiao, "hash-1"))
+    assert await store.get_invitation("hash-1") == stored
+    assert await store.get_invitation("hash-missing") is None
+    assert await store.get_password_hash(qiao.id) is None
+
+    when = tick()
+    accepted = await store.accept_invitation("hash-1", "argon2-hash", when)
+
+    assert accepted is not None and accepted.used_at == when
+    assert await store.get_password_hash(qiao.id) == "argon2-hash"
+    assert (await store.get_user(qiao.id)).tokens_after == when  # type: ignore[union-attr]
+    assert await store.accept_invitation("hash-1", "another-hash", tick()) is None
+    assert await store.get_password_hash(qiao.id) == "argon2-hash"
+
+
+async def test_an_expired_revoked_or_unknown_invitation_changes_nothing(store: Store) -> None:
+    qiao = await add_user(store, "hy.qiao", kind="client")
+    old = await store.create_invitation(invitation(qiao, "hash-old"))
+    new = await store.create_invitation(invitation(qiao, "hash-new", hours=1))
+
+    revoked = await store.get_invitation("hash-old")
+    assert revoked is not None and revoked.revoked_at == new.created_at and old.revoked_at is None
+    assert await store.accept_invitation("hash-old", "h", tick()) is None  # replaced by the newer one
+    assert await store.accept_invitation("hash-new", "h", new.expires_at) is None  # expired at that moment
+    assert await store.accept_invitation("hash-missing", "h", tick()) is None
+    assert await store.get_password_hash(qiao.id) is None
+    assert (await store.get_invitation("hash-new")).used_at is None  # type: ignore[union-attr]
+    assert (await store.get_user(qiao.id)).tokens_after is None  # type: ignore[union-attr]
+
+
+async def test_a_disabled_user_cannot_accept_an_invitation(store: Store) -> None:
+    qiao = await add_user(store, "hy.qiao", kind="client")
+    await store.create_invitation(invitation(qiao, "hash-1"))
+    await store.update_user(qiao.id, active=False)
+
+    assert await store.accept_invitation("hash-1", "h", tick()) is None
+    assert await store.get_password_hash(qiao.id) is None
