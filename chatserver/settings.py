@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .models import STAGES, RoomKind, Stage
 
 ENV_PREFIX = "CHAT_"
 _BOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-SECRET_FIELDS = frozenset({"jwt_secret", "platform_secret"})
+SECRET_FIELDS = frozenset({"jwt_secret", "platform_secret", "ticketing_token", "ticketing_webhook_secret"})
 
 
 class SettingsError(Exception):
@@ -77,6 +77,15 @@ class Settings(BaseModel):
     bank_org: str = "云帆银行交易银行部"  # the organisation of staff created from the platform's payloads
     products: list[str] = Field(default_factory=lambda: ["银企直连", "司库"])  # products experts can be asked about
 
+    # Tickets (`/ticket`): kept by the server itself unless `ticketing_url` names an outside ticket system, which is
+    # then called with `Authorization: Bearer <ticketing_token>` and reports status changes to
+    # POST /api/webhooks/tickets, signed with `ticketing_webhook_secret` (unset: every such webhook is refused).
+    ticketing_url: str = ""
+    ticketing_token: str | None = None
+    ticketing_webhook_secret: str | None = None
+    ticketing_timeout_seconds: float = Field(3.0, gt=0, le=60)  # per call; below bot_timeout_seconds
+    public_url: str = ""  # the web client's address, for links sent to the ticket system; empty: http://host:port
+
     rate_login_per_minute: int = Field(10, ge=1)  # sign-in attempts per address and username
     rate_login_ip_per_minute: int = Field(60, ge=1)  # sign-in attempts per address, whatever the username
 
@@ -119,12 +128,29 @@ class Settings(BaseModel):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
 
-    @field_validator("jwt_secret", "platform_secret")
+    @field_validator("ticketing_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not (urlsplit(value).scheme in {"http", "https"} and urlsplit(value).hostname):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _ticketing_token_given(self) -> Settings:
+        if self.ticketing_url and not self.ticketing_token:
+            raise ValueError("ticketing_url needs ticketing_token (the outside ticket system's API token)")
+        return self
+
+    @field_validator("jwt_secret", "platform_secret", "ticketing_webhook_secret")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 32:
             raise ValueError("must be at least 32 characters")
         return value
+
+    @property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def resolved_store_url(self) -> str:
