@@ -129,6 +129,8 @@ class _Context:
         room: RoomInfo | None,
         trigger: Message | None = None,
         event: Event | None = None,
+        *,
+        command: bool = False,
     ) -> None:
         self._runner = runner
         self._running = running
@@ -137,6 +139,7 @@ class _Context:
         self._event_key = _event_key(event) if event is not None else None
         self._internal = trigger.internal if trigger is not None else (event is not None and _event_internal(event))
         self._sent = 0
+        self._command = command  # handling a person's command: file_ticket acts on their behalf
 
     @property
     def room(self) -> RoomInfo | None:
@@ -220,7 +223,7 @@ class _Context:
 
     async def file_ticket(self, title: str, description: str, source_message_id: str) -> FiledTicket:
         trigger = self._trigger
-        if self._room is None or trigger is None:
+        if self._room is None or trigger is None or not self._command:
             raise RuntimeError("tickets are filed while handling a command")
         services = self._runner.services
         caller = await services.store.get_user(trigger.sender_id)
@@ -388,7 +391,7 @@ class BotRunner:
             for command in running.bot.commands:
                 if command.name == name and (caller.is_staff or not command.staff_only):
                     call = CommandCall(command=command, args=args, caller=caller, message=incoming)
-                    ctx = _Context(self, running, info, event.message)
+                    ctx = _Context(self, running, info, event.message, command=True)
                     self._enqueue(running, event, partial(self._run_command, running, call, ctx))
                     return
         # Unknown (or not for this user): answered privately, by the help bot where it is on, else by a bot that is.
