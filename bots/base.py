@@ -83,6 +83,26 @@ class CommandCall:
     message: IncomingMessage  # the message that held the command
 
 
+@dataclass(frozen=True, slots=True)
+class FiledTicket:
+    """A ticket as `BotContext.file_ticket` answers: `created` is False when the message had a ticket already."""
+
+    number: int
+    title: str
+    status: str  # open | in_progress | resolved | closed
+    link: str  # where the web client shows the source message (relative to the server's address)
+    created: bool
+
+
+class ActionRefused(Exception):
+    """The server refused what a bot asked on a person's behalf; `code` and `message` as on the wire (errors)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class BotState(Protocol):
     """A bot's own small key-value state (JSON-like values), kept in the store: it survives restarts. A bot may keep
     up to 1,000 keys; `set` of a new key beyond that raises."""
@@ -140,6 +160,12 @@ class BotContext(Protocol):
     async def history(self, *, after_seq: int | None = None, limit: int = 50) -> list[IncomingMessage]:
         """This room's messages, ascending by seq: the newest `limit`, or the oldest `limit` after `after_seq`.
         Deleted messages are left out; internal notes only for bots with `reads_internal_notes`."""
+        ...
+
+    async def file_ticket(self, title: str, description: str, source_message_id: str) -> FiledTicket:
+        """While handling a command: file a ticket about a message of this room, as the person who sent the command
+        (they are its reporter, and their rights apply). Idempotent per source message. A ticket filed from an
+        internal note's thread is internal. Raises ActionRefused (e.g. `ticketing_unavailable`, `not_found`)."""
         ...
 
 

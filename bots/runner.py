@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from chatserver.actions import messages, rooms
+from chatserver.actions import messages, rooms, tickets
+from chatserver.errors import ChatError
 from chatserver.events import (
     Event,
     ExpertSessionChanged,
@@ -32,13 +33,14 @@ from chatserver.events import (
     MessageSent,
     RoomCreated,
     RoomUpdated,
+    TicketChanged,
 )
 from chatserver.models import Message, Room, User
 from chatserver.services import Services
 from chatserver.settings import BotSettings, SettingsError
 from chatserver.storage import Store
 
-from .base import Bot, Command, CommandCall, IncomingMessage, Member, Person, RoomInfo
+from .base import ActionRefused, Bot, Command, CommandCall, FiledTicket, IncomingMessage, Member, Person, RoomInfo
 
 log = logging.getLogger("chatserver.bots")
 
@@ -66,8 +68,23 @@ def _room_id_of(event: Event) -> str | None:
             return r
         case ExpertSessionChanged(session=s):
             return s.room_id
+        case TicketChanged(ticket=t):
+            return t.room_id
         case _:
             return None  # not a room's event (presence, typing, reads, notices...): bots do not hear of it
+
+
+def _event_key(event: Event) -> str | None:
+    """A stable name for an event that may be handled again (a replay): replies to it get client_msg_ids made
+    from it, so the store keeps one reply however often the event comes (append_message is idempotent)."""
+    if isinstance(event, TicketChanged):
+        return f"ticket-{event.ticket.id}-{event.change.seq if event.change else 0}"
+    return None
+
+
+def _event_internal(event: Event) -> bool:
+    """Events about something only staff may see: a bot's replies to them are internal notes."""
+    return isinstance(event, TicketChanged) and event.ticket.internal
 
 
 class _StoredState:
@@ -106,13 +123,23 @@ class _Context:
     """The `BotContext` a bot gets for one event: bound to the bot, the room, and the message being handled."""
 
     def __init__(
-        self, runner: BotRunner, running: _Running, room: RoomInfo | None, trigger: Message | None = None
+        self,
+        runner: BotRunner,
+        running: _Running,
+        room: RoomInfo | None,
+        trigger: Message | None = None,
+        event: Event | None = None,
+        *,
+        command: bool = False,
     ) -> None:
         self._runner = runner
         self._running = running
         self._room = room
         self._trigger = trigger
+        self._event_key = _event_key(event) if event is not None else None
+        self._internal = trigger.internal if trigger is not None else (event is not None and _event_internal(event))
         self._sent = 0
+        self._command = command  # handling a person's command: file_ticket acts on their behalf
 
     @property
     def room(self) -> RoomInfo | None:
@@ -134,7 +161,7 @@ class _Context:
     def _client_msg_id(self) -> str:
         # One per reply to one trigger: a repeat of the same reply (a retried job) is stored once.
         self._sent += 1
-        trigger = self._trigger.id if self._trigger is not None else f"t{id(self)}"
+        trigger = self._trigger.id if self._trigger is not None else (self._event_key or f"t{id(self)}")
         return f"bot:{self._running.bot.name}:{trigger}:{self._sent}"
 
     async def reply(self, text: str) -> None:
@@ -148,7 +175,7 @@ class _Context:
             text=text,
             client_msg_id=self._client_msg_id(),
             reply_to=trigger.id if trigger is not None else None,
-            internal=trigger.internal if trigger is not None else False,
+            internal=self._internal,
         )
 
     async def send(self, room_id: str, text: str) -> None:
@@ -193,6 +220,28 @@ class _Context:
             include_internal=self._running.bot.reads_internal_notes,
         )
         return await self._incoming([m for m in page if self._may_read(m)])
+
+    async def file_ticket(self, title: str, description: str, source_message_id: str) -> FiledTicket:
+        trigger = self._trigger
+        if self._room is None or trigger is None or not self._command:
+            raise RuntimeError("tickets are filed while handling a command")
+        services = self._runner.services
+        caller = await services.store.get_user(trigger.sender_id)
+        if caller is None or not caller.active or caller.kind == "bot":
+            raise ActionRefused("forbidden", "the command's sender cannot file tickets")
+        try:
+            ticket, created = await tickets.file_ticket(
+                services,
+                caller,
+                room_id=self._room.id,
+                title=title,
+                description=description,
+                source_message_id=source_message_id,
+                command_message_id=trigger.id,
+            )
+        except ChatError as exc:
+            raise ActionRefused(exc.code, exc.message) from None
+        return FiledTicket(ticket.number, ticket.title, ticket.status, ticket.link, created)
 
     async def _incoming(self, found: list[Message]) -> list[IncomingMessage]:
         senders = await self._runner.services.store.get_users(list({m.sender_id for m in found}))
@@ -323,7 +372,7 @@ class BotRunner:
             bot = running.bot
             if type(event) not in bot.events:
                 continue
-            ctx = _Context(self, running, info, event.message if isinstance(event, MessageSent) else None)
+            ctx = _Context(self, running, info, event.message if isinstance(event, MessageSent) else None, event)
             if isinstance(event, MessageSent):
                 if event.message.internal and not bot.reads_internal_notes:
                     continue
@@ -342,7 +391,7 @@ class BotRunner:
             for command in running.bot.commands:
                 if command.name == name and (caller.is_staff or not command.staff_only):
                     call = CommandCall(command=command, args=args, caller=caller, message=incoming)
-                    ctx = _Context(self, running, info, event.message)
+                    ctx = _Context(self, running, info, event.message, command=True)
                     self._enqueue(running, event, partial(self._run_command, running, call, ctx))
                     return
         # Unknown (or not for this user): answered privately, by the help bot where it is on, else by a bot that is.

@@ -14,6 +14,7 @@ from bots import builtin_bots
 from bots.base import Bot
 from bots.runner import BotRunner
 from integrations.mail import Mailer, OutboxTransport, SmtpTransport, Transport
+from integrations.ticketing import open_ticket_system
 
 from .actions.rooms import ensure_system_user
 from .api.middleware import SERVICES, errors_middleware
@@ -52,6 +53,9 @@ def build_services(settings: Settings) -> Services:
         event_limiter=RateLimiter(settings.rate_events_per_second, settings.rate_events_burst),
         login_limiter=RateLimiter(settings.rate_login_per_minute / 60, settings.rate_login_per_minute),
         login_ip_limiter=RateLimiter(settings.rate_login_ip_per_minute / 60, settings.rate_login_ip_per_minute),
+        ticket_system=open_ticket_system(
+            settings.ticketing_url, settings.ticketing_token, timeout=settings.ticketing_timeout_seconds
+        ),
     )
 
 
@@ -102,6 +106,7 @@ def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.App
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await services.store.open()
+        await services.ticket_system.open()
         watcher = asyncio.get_running_loop().create_task(namespace.watch_sessions(settings.session_check_seconds))
         await ensure_system_user(services)
         if settings.demo and await seed_demo(services):
@@ -115,6 +120,7 @@ def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.App
             await watcher
         await bot_runner.stop()
         await mail_notifier.stop()
+        await services.ticket_system.close()
         await services.store.close()
 
     async def drain(app: web.Application) -> None:

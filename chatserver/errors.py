@@ -79,6 +79,18 @@ class InvitationUsed(ChatError):
     status = 410
 
 
+class InvalidStatusChange(ChatError):
+    code = "invalid_status_change"
+    status = 409
+
+
+class TicketingUnavailable(ChatError):
+    """The outside ticket system refused, failed or did not answer in time (HTTP mode)."""
+
+    code = "ticketing_unavailable"
+    status = 502
+
+
 class RateLimited(ChatError):
     code = "rate_limited"
     status = 429

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .models import ExpertSession, Message, User, iso
+from .models import ExpertSession, Message, Ticket, TicketChange, User, iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +111,14 @@ class ExpertQueueChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketChanged:
+    """A ticket was filed (`change` None) or its status changed (`change`: the stored change, with its seq)."""
+
+    ticket: Ticket
+    change: TicketChange | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UserUpdated:
     user: User
 
@@ -147,6 +155,7 @@ Event = (
     | RoomUpdated
     | ExpertSessionChanged
     | ExpertQueueChanged
+    | TicketChanged
     | UserUpdated
     | SessionsRevoked
     | InvitationCreated

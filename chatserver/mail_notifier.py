@@ -39,7 +39,8 @@ class MailNotifier:
     def __init__(self, services: Services, mailer: Mailer) -> None:
         self._services = services
         self._mailer = mailer
-        self._inbox: asyncio.Queue[Event] = asyncio.Queue(_INBOX_SIZE)
+        self._inbox: asyncio.Queue[Event | None] = asyncio.Queue(_INBOX_SIZE)  # None: the worker is to stop
+        self._worker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._not_before: dict[str, datetime] = {}  # people whose last send failed: not again before then
         self._failures: dict[str, int] = {}
@@ -65,25 +66,35 @@ class MailNotifier:
 
     # lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._spawn(self._work())
+        self._worker = self._spawn(self._work())
         self._spawn(self._flush_loop())  # mentions left pending by the last run fall due as they would have
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Queue in the store the mentions still in the inbox (a message sent just before shutdown is still
+        emailed after the restart), then stop."""
+        if self._worker is not None and not self._worker.done():
+            with contextlib.suppress(asyncio.QueueFull):
+                self._inbox.put_nowait(None)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._worker), grace_seconds)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # the worker ------------------------------------------------------------------------------------
     async def _work(self) -> None:
         while True:
             event = await self._inbox.get()
+            if event is None:
+                return
             try:
                 match event:
                     case MessageSent(message=m):

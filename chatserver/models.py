@@ -253,3 +253,85 @@ class Invitation:
     expires_at: datetime
     used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+TicketStatus = Literal["open", "in_progress", "resolved", "closed"]
+TICKET_STATUSES: tuple[TicketStatus, ...] = ("open", "in_progress", "resolved", "closed")
+# The status moves there are. `closed` is final but for a reopen; `resolved` may go back to work or be closed.
+TICKET_MOVES: dict[str, frozenset[str]] = {
+    "open": frozenset({"in_progress", "resolved", "closed"}),
+    "in_progress": frozenset({"open", "resolved", "closed"}),
+    "resolved": frozenset({"in_progress", "closed"}),
+    "closed": frozenset({"open"}),
+}
+TICKET_STATUS_NAMES = {"open": "待处理", "in_progress": "处理中", "resolved": "已解决", "closed": "已关闭"}
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A ticket filed from a room. `number` is sequential per server; `source_message_id` (the message the ticket
+    is about: the quoted one, or the command itself) is unique, which makes filing idempotent. `change_seq` counts
+    the status changes (the history's seqs are 1..change_seq). `internal`: filed from an internal note, or about
+    one: staff only. `external_key`: the outside system's key (HTTP mode); None in built-in mode."""
+
+    id: str
+    number: int
+    title: str
+    description: str
+    room_id: str
+    reporter_id: str
+    source_message_id: str
+    command_message_id: str
+    created_at: datetime
+    updated_at: datetime
+    project_id: str | None = None
+    internal: bool = False
+    status: TicketStatus = "open"
+    external_key: str | None = None
+    change_seq: int = 0
+
+    @property
+    def link(self) -> str:
+        """Where the web client shows the source message (relative to the server's address)."""
+        return f"/#room={self.room_id}&msg={self.source_message_id}"
+
+    def to_wire(self, reporter: User) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "title": self.title,
+            "description": self.description,
+            "status": self.status,
+            "room_id": self.room_id,
+            "project_id": self.project_id,
+            "reporter": reporter.public(),
+            "source_message_id": self.source_message_id,
+            "link": self.link,
+            "internal": self.internal,
+            "external_key": self.external_key,
+            "change_seq": self.change_seq,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class TicketChange:
+    """One status change of a ticket: the `seq`-th (1, 2, ...), by a person (`actor_id`) or the outside system."""
+
+    ticket_id: str
+    seq: int
+    status_from: TicketStatus
+    status_to: TicketStatus
+    actor_id: str | None
+    source: str  # "web" (REST, the web client) | "webhook" (the outside ticket system)
+    at: datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "from": self.status_from,
+            "to": self.status_to,
+            "actor_id": self.actor_id,
+            "source": self.source,
+            "at": iso(self.at),
+        }

@@ -243,4 +243,18 @@ class GetExpertConsole(Payload):
     pass
 
 
+TicketStatusName = Annotated[str, StringConstraints(strict=True, pattern=r"^(open|in_progress|resolved|closed)$")]
+
+
+class ChangeTicketStatus(Payload):
+    status: TicketStatusName
+
+
+class TicketWebhook(Payload):
+    # The signature covers the body, not the URL: the body names the ticket, so a signed change cannot be
+    # replayed against another ticket.
+    key: ExternalId  # the ticket's key in the outside system
+    status: TicketStatusName
+
+
 UpdateUser.model_rebuild()

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .models import STAGES, RoomKind, Stage
 
 ENV_PREFIX = "CHAT_"
 _BOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-SECRET_FIELDS = frozenset({"jwt_secret", "platform_secret", "mail_smtp_password"})
+SECRET_FIELDS = frozenset(
+    {"jwt_secret", "platform_secret", "mail_smtp_password", "ticketing_token", "ticketing_webhook_secret"}
+)
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 
 
@@ -78,6 +80,14 @@ class Settings(BaseModel):
     bank_org: str = "云帆银行交易银行部"  # the organisation of staff created from the platform's payloads
     products: list[str] = Field(default_factory=lambda: ["银企直连", "司库"])  # products experts can be asked about
 
+    # Tickets (`/ticket`): kept by the server itself unless `ticketing_url` names an outside ticket system, which is
+    # then called with `Authorization: Bearer <ticketing_token>` and reports status changes to
+    # POST /api/webhooks/tickets, signed with `ticketing_webhook_secret` (unset: every such webhook is refused).
+    ticketing_url: str = ""
+    ticketing_token: str | None = None
+    ticketing_webhook_secret: str | None = None
+    ticketing_timeout_seconds: float = Field(3.0, gt=0, le=60)  # per call; below bot_timeout_seconds
+
     rate_login_per_minute: int = Field(10, ge=1)  # sign-in attempts per address and username
     rate_login_ip_per_minute: int = Field(60, ge=1)  # sign-in attempts per address, whatever the username
 
@@ -86,7 +96,8 @@ class Settings(BaseModel):
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     bot_timeout_seconds: float = Field(5.0, gt=0, le=300)  # per bot, per event
 
-    # The address people reach the web client at, for links in emails; empty: http://<host>:<port>.
+    # The address people reach the web client at, for links in emails and those sent to the ticket system;
+    # empty: http://<host>:<port>.
     public_url: str = ""
 
     # Email out. Without mail_smtp_host, emails are written as .eml files to mail_outbox_dir (default
@@ -138,7 +149,20 @@ class Settings(BaseModel):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
 
-    @field_validator("jwt_secret", "platform_secret")
+    @field_validator("ticketing_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not (urlsplit(value).scheme in {"http", "https"} and urlsplit(value).hostname):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _ticketing_token_given(self) -> Settings:
+        if self.ticketing_url and not self.ticketing_token:
+            raise ValueError("ticketing_url needs ticketing_token (the outside ticket system's API token)")
+        return self
+
+    @field_validator("jwt_secret", "platform_secret", "ticketing_webhook_secret")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 32:

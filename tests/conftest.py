@@ -171,6 +171,7 @@ SERVER_EVENTS = (
     "expert_queue",
     "notice",
     "project_updated",
+    "ticket_updated",
 )
 
 

@@ -90,3 +90,23 @@ def test_show_config_hides_the_smtp_password():
     settings = load_settings(environ={"CHAT_MAIL_SMTP_HOST": "smtp.example", "CHAT_MAIL_SMTP_PASSWORD": "S3cret!"})
     assert settings.public_view()["mail_smtp_password"] == "***"
     assert "S3cret" not in str(settings.public_view())
+
+
+def test_ticketing_settings_are_checked_and_their_secrets_hidden():
+    with pytest.raises(SettingsError, match="ticketing_token"):
+        load_settings(environ={"CHAT_TICKETING_URL": "https://tickets.example"})
+    with pytest.raises(SettingsError, match="ticketing_url"):
+        load_settings(environ={"CHAT_TICKETING_URL": "ftp://tickets.example", "CHAT_TICKETING_TOKEN": "t"})
+    with pytest.raises(SettingsError, match="ticketing_webhook_secret"):
+        load_settings(environ={"CHAT_TICKETING_WEBHOOK_SECRET": "short"})
+    settings = load_settings(
+        environ={
+            "CHAT_TICKETING_URL": "https://tickets.example/api/",
+            "CHAT_TICKETING_TOKEN": "the-api-token",
+            "CHAT_TICKETING_WEBHOOK_SECRET": "w" * 32,
+        }
+    )
+    assert settings.ticketing_url == "https://tickets.example/api"
+    view = settings.public_view()
+    assert view["ticketing_token"] == "***" and view["ticketing_webhook_secret"] == "***"
+    assert "the-api-token" not in str(view)

@@ -87,6 +87,15 @@ export function getRooms() {
   return request('GET', '/api/rooms');
 }
 
+// Tickets (docs/protocol.md: REST, tickets).
+export function getTickets(roomId) {
+  return request('GET', `/api/rooms/${encodeURIComponent(roomId)}/tickets`);
+}
+
+export function setTicketStatus(number, status) {
+  return request('PATCH', `/api/tickets/${encodeURIComponent(number)}`, { status });
+}
+
 // ---- Socket.IO ----
 
 const ACK_TIMEOUT_MS = 15000;

@@ -2,9 +2,10 @@
 // Wire contract: docs/protocol.md. Untrusted text is only ever rendered as text (see render.js).
 
 import { t, getLang, setLang, onLangChange, applyI18n } from './i18n.js';
-import { ApiError, Realtime, session, login as apiLogin, getMe, acceptInvitation } from './api.js';
+import { ApiError, Realtime, session, login as apiLogin, getMe, acceptInvitation, getTickets, setTicketStatus } from './api.js';
 import {
   h, clear, avatar, stageBadge, roomItem, messageItem, pendingItem, memberItem, updateReceipt, snippet, shortTime, fullTime,
+  ticketItem,
 } from './render.js';
 import {
   EXPERT_PRODUCTS, productLabel, sessionBadge, boardColumns, consoleSessionItems, consoleQueueColumns, ratingStars, starsText,
@@ -62,6 +63,7 @@ function newRoomState(room) {
     catchingUp: null,       // promise of a running catch-up
     catchUpAgain: false,
     members: null,          // Map userId -> Member
+    tickets: null,          // Map number -> Ticket (docs/protocol.md), kept live by ticket_updated
     reads: new Map(),       // userId -> last read seq (from `read` events / members)
     typing: new Map(),      // userId -> {name, until}
     pending: new Map(),     // client_msg_id -> {clientMsgId, text, replyTo, internal, status, error}
@@ -292,6 +294,8 @@ function logout(noticeKey) {
   clear($('message-items'));
   clear($('pending-items'));
   clear($('member-list'));
+  clear($('ticket-list'));
+  $('ticket-error').textContent = '';
   $('message-input').value = '';
   $('chat-room').hidden = true;
   $('chat-placeholder').hidden = false;
@@ -383,6 +387,7 @@ function bindSocket(rt) {
   s.on('expert_session', (ev) => onExpertSession(ev));
   s.on('queue_position', (ev) => onQueuePosition(ev));
   s.on('expert_queue', (ev) => onExpertQueue(ev));
+  s.on('ticket_updated', (ticket) => onTicketUpdated(ticket));
 }
 
 let connState = 'connecting';
@@ -421,6 +426,7 @@ async function onConnected() {
         if (!rs.loaded) await loadNewest(rs);
         else await refreshNewestPage(rs);
         await loadMembers(rs);
+        loadTickets(rs).catch(() => {});
         markRead(rs);
       }
     }
@@ -502,7 +508,13 @@ async function refreshNewestPage(rs) {
 // ---------------------------------------------------------------------------------------------
 
 function roomFromHash() {
-  const m = /^#room=(.+)$/.exec(location.hash);
+  const m = /^#room=([^&]+)(?:&msg=.+)?$/.exec(location.hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+/** `#room=<id>&msg=<id>` (a ticket's link to its message): the message's id. */
+function messageFromHash() {
+  const m = /^#room=[^&]+&msg=(.+)$/.exec(location.hash);
   return m ? decodeURIComponent(m[1]) : null;
 }
 
@@ -571,11 +583,13 @@ async function selectRoom(roomId) {
   $('chat-room').hidden = false;
   $('message-input').value = rs.draft || '';
   $('composer-error').textContent = '';
+  $('ticket-error').textContent = '';
   $('internal-checkbox').checked = false;
   renderRoomList();
   renderHeader();
   renderMessages({ toBottom: true });
   renderMembers();
+  renderTickets();
   renderTyping();
   renderReplyBar();
   if (!rs.loaded) {
@@ -589,6 +603,9 @@ async function selectRoom(roomId) {
   if (state.openRoomId !== roomId) return;
   markRead(rs);
   loadMembers(rs).catch((err) => { if (!handleAuthFailure(err)) console.warn(err); });
+  loadTickets(rs).catch((err) => { if (!handleAuthFailure(err)) console.warn(err); });
+  const wantedMessage = messageFromHash();
+  if (wantedMessage) jumpToMessage(wantedMessage);
   if (window.matchMedia('(pointer: fine)').matches) $('message-input').focus();
 }
 
@@ -875,6 +892,7 @@ function onRoomUpdated(room) {
     renderHeader();
     renderMessages({ keepPosition: true });  // read-only rooms lose their edit buttons
     loadMembers(rs).catch(() => {});          // a stage change brings in new people
+    renderTickets();                          // a closed room's tickets can no longer be moved here
   }
 }
 
@@ -1077,6 +1095,76 @@ function renderMembers() {
   for (const m of members) ul.appendChild(memberItem(m, state.me));
   const online = members.filter((m) => m.online).length;
   countEl.textContent = t('members.count', { online, total: members.length });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tickets (the room's tickets panel; filed with /ticket, moved by staff here or by the ticket system)
+// ---------------------------------------------------------------------------------------------
+
+async function loadTickets(rs) {
+  const res = await getTickets(rs.room.id);
+  const map = new Map();
+  for (const ticket of res.tickets || []) map.set(ticket.number, ticket);
+  // Live updates that came in while the list was on its way are at least as new.
+  if (rs.tickets) {
+    for (const [n, ticket] of rs.tickets) {
+      const loaded = map.get(n);
+      if (!loaded || loaded.change_seq < ticket.change_seq) map.set(n, ticket);
+    }
+  }
+  rs.tickets = map;
+  if (state.openRoomId === rs.room.id) renderTickets();
+}
+
+function onTicketUpdated(ticket) {
+  if (!ticket || typeof ticket.number !== 'number') return;
+  const rs = roomState(ticket.room_id);
+  if (!rs) return;
+  if (!rs.tickets) rs.tickets = new Map();
+  const known = rs.tickets.get(ticket.number);
+  if (known && known.change_seq > ticket.change_seq) return;   // an older view than the one shown
+  rs.tickets.set(ticket.number, ticket);
+  if (state.openRoomId === rs.room.id) renderTickets();
+}
+
+async function changeTicketStatus(ticket, status) {
+  const rs = roomState(ticket.room_id);
+  $('ticket-error').textContent = '';
+  try {
+    const res = await setTicketStatus(ticket.number, status);
+    if (res.ticket) onTicketUpdated(res.ticket);
+  } catch (err) {
+    if (handleAuthFailure(err)) return;
+    $('ticket-error').textContent = t('tickets.changeFailed', { number: ticket.number, message: errorText(err) });
+    if (rs && state.openRoomId === rs.room.id) renderTickets();   // the selector goes back to the status it has
+  }
+}
+
+/** Scroll to a message of the open room and mark it for a moment (a ticket's link to its source). */
+function jumpToMessage(messageId) {
+  const el = document.querySelector(`#message-items [data-id="${CSS.escape(messageId)}"]`);
+  if (!el) return false;
+  el.scrollIntoView({ block: 'center' });
+  el.classList.add('msg-flash');
+  setTimeout(() => el.classList.remove('msg-flash'), 2000);
+  return true;
+}
+
+function renderTickets() {
+  const rs = openRoom();
+  const ul = $('ticket-list');
+  clear(ul);
+  const tickets = rs && rs.tickets ? [...rs.tickets.values()].sort((a, b) => a.number - b.number) : [];
+  $('tickets-empty').hidden = !(rs && rs.tickets) || tickets.length > 0;
+  $('tickets-count').textContent = tickets.length ? String(tickets.length) : '';
+  const canChange = isStaff() && !(rs && rs.room.read_only);
+  for (const ticket of tickets) {
+    ul.appendChild(ticketItem(ticket, {
+      canChange,
+      onStatus: (tk, status) => changeTicketStatus(tk, status),
+      onJump: (tk) => jumpToMessage(tk.source_message_id),
+    }));
+  }
 }
 
 function renderTyping() {
@@ -1961,6 +2049,7 @@ function bindUi() {
     if (location.hash === '#console' && isStaff()) { if (state.view !== 'console') showConsole(); return; }
     const id = roomFromHash();
     if (id && id !== state.openRoomId && state.rooms.has(id)) selectRoom(id);
+    else if (id && id === state.openRoomId && messageFromHash()) jumpToMessage(messageFromHash());
   });
   // Others' typing indicators expire on their own.
   setInterval(() => {
@@ -1978,6 +2067,7 @@ function bindUi() {
       renderHeader();
       renderMessages({ keepPosition: true });
       renderMembers();
+      renderTickets();
       renderTyping();
       renderReplyBar();
     }

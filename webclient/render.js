@@ -325,3 +325,48 @@ export function memberItem(m, me) {
       u.kind === 'bot' ? h('span', { className: 'badge badge-bot', i18n: 'kind.bot' }) : null),
     h('span', { className: 'member-sub', text: [u.org, roleLabel(m.role)].filter(Boolean).join(' · ') })));
 }
+
+// ---- tickets ----
+
+export const TICKET_STATUSES = ['open', 'in_progress', 'resolved', 'closed'];
+// The moves the server allows (chatserver/models.py TICKET_MOVES); the selector offers only these.
+export const TICKET_MOVES = {
+  open: ['in_progress', 'resolved', 'closed'],
+  in_progress: ['open', 'resolved', 'closed'],
+  resolved: ['in_progress', 'closed'],
+  closed: ['open'],
+};
+
+/** One ticket in the room's tickets panel. opts: {canChange, onStatus(ticket, status), onJump(ticket)}. */
+export function ticketItem(ticket, { canChange = false, onStatus = null, onJump = null } = {}) {
+  const status = TICKET_STATUSES.includes(ticket.status) ? ticket.status : 'open';
+  let control;
+  if (canChange) {
+    control = h('select', {
+      className: 'ticket-status-select', testid: 'ticket-status-select',
+      attrs: { 'aria-label': t('tickets.changeStatus', { number: ticket.number }) },
+      on: { change: (ev) => onStatus && onStatus(ticket, ev.target.value) },
+    }, [status, ...TICKET_MOVES[status]].map((s) => {
+      const o = h('option', { text: t(`ticket.status.${s}`), attrs: { value: s } });
+      if (s === status) o.selected = true;
+      return o;
+    }));
+  }
+  return h('li', {
+    className: `ticket ticket-${status}`, testid: 'ticket-item',
+    dataset: { number: ticket.number, status },
+  },
+  h('div', { className: 'ticket-line' },
+    h('span', { className: 'ticket-number', testid: 'ticket-number', text: `#${ticket.number}` }),
+    h('span', { className: 'ticket-title', testid: 'ticket-title', text: ticket.title, title: ticket.title }),
+    ticket.internal ? h('span', { className: 'badge badge-internal', i18n: 'chat.internal' }) : null),
+  h('div', { className: 'ticket-line ticket-sub' },
+    h('span', { className: `ticket-status status-${status}`, testid: 'ticket-status', i18n: `ticket.status.${status}`,
+      dataset: { status } }),
+    control || null,
+    h('a', {
+      className: 'ticket-link', testid: 'ticket-link', i18n: 'tickets.source',
+      attrs: { href: `#room=${encodeURIComponent(ticket.room_id)}&msg=${encodeURIComponent(ticket.source_message_id)}` },
+      on: { click: (ev) => { if (onJump) { ev.preventDefault(); onJump(ticket); } } },
+    })));
+}

@@ -17,8 +17,10 @@ _MAX_BODY = 256 * 1024
 log = logging.getLogger("chatserver.platform")
 
 
-async def _signed_json(request: web.Request) -> tuple[object, str]:
-    """The body, parsed, and the delivery id, once the signature over the raw bytes checks out."""
+async def signed_json(request: web.Request, secret: str | None, *, sender: str = "platform") -> tuple[object, str]:
+    """The body, parsed, and the delivery id, once the signature (with `secret`) over the raw bytes checks out.
+
+    Shared by every signed webhook (the platform's, the ticket system's); `sender` names the caller in the log."""
     # The whole body, however it arrives: `content.read(n)` returns only what is buffered so far (a chunked
     # or slow body would be cut short and its signature fail).
     chunks: list[bytes] = []
@@ -31,9 +33,9 @@ async def _signed_json(request: web.Request) -> tuple[object, str]:
     body = b"".join(chunks)
     # request.headers, not a dict of it: header names are case-insensitive (proxies and HTTP/2 lower-case them).
     try:
-        delivery_id = verify(request.app[SERVICES].settings.platform_secret, request.headers, body)
+        delivery_id = verify(secret, request.headers, body)
     except Unauthorized as exc:  # forged, stale or unsigned: operators should see attempts
-        log.warning("platform request refused", extra={"path": request.path, "reason": exc.message})
+        log.warning(f"{sender} request refused", extra={"path": request.path, "reason": exc.message})
         raise
     try:
         return json.loads(body), delivery_id
@@ -42,7 +44,7 @@ async def _signed_json(request: web.Request) -> tuple[object, str]:
 
 
 async def register_project(request: web.Request) -> web.Response:
-    raw, delivery_id = await _signed_json(request)
+    raw, delivery_id = await signed_json(request, request.app[SERVICES].settings.platform_secret)
     payload = parse(PlatformProject, raw)
     project, created = await projects.register_project(request.app[SERVICES], payload, delivery_id=delivery_id)
     return web.json_response(
@@ -51,7 +53,7 @@ async def register_project(request: web.Request) -> web.Response:
 
 
 async def change_stage(request: web.Request) -> web.Response:
-    raw, delivery_id = await _signed_json(request)
+    raw, delivery_id = await signed_json(request, request.app[SERVICES].settings.platform_secret)
     payload = parse(StageChange, raw)
     if payload.external_id != request.match_info["external_id"]:
         raise InvalidPayload("external_id: the body names another project than the URL")

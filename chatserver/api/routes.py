@@ -13,6 +13,7 @@ from ..models import iso
 from ..schemas import AcceptInvitation, CreateUser, Login, UpdateUser, parse
 from .middleware import SERVICES, current_admin, current_user, json_body, query_int, query_time
 from .platform import add_platform_routes
+from .tickets import add_ticket_routes
 
 WEBCLIENT_DIR = Path(__file__).resolve().parents[2] / "webclient"
 _MAX_SEQ = 2**53
@@ -189,6 +190,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/admin/audit", admin_audit)
     app.router.add_get("/api/admin/projects", admin_projects)
     add_platform_routes(app)
+    add_ticket_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)

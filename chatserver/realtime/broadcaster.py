@@ -6,7 +6,7 @@ import logging
 
 import socketio
 
-from ..actions import experts, rooms
+from ..actions import experts, rooms, tickets
 from ..events import (
     Event,
     ExpertQueueChanged,
@@ -21,6 +21,7 @@ from ..events import (
     ReadMarked,
     RoomUpdated,
     SessionsRevoked,
+    TicketChanged,
     TypingChanged,
 )
 from ..services import Services
@@ -87,6 +88,10 @@ class Broadcaster:
                 await sio.emit("expert_session", view, to=[user_channel(uid) for uid in people if uid])
             case ExpertQueueChanged(product=product, room_ids=room_ids):
                 await self._queue_changed(product, room_ids)
+            case TicketChanged(ticket=ticket):
+                view = (await tickets.tickets_wire(self._services, [ticket]))[0]
+                channel = staff_channel(ticket.room_id) if ticket.internal else room_channel(ticket.room_id)
+                await sio.emit("ticket_updated", view, to=channel)
             case SessionsRevoked(user_id=user_id):
                 for sid in self._services.presence.sids(user_id):
                     await sio.disconnect(sid, namespace=_NAMESPACE)

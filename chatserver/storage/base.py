@@ -9,6 +9,7 @@ Rules every backend keeps (tests/storage/test_contract.py checks them against ea
   (history, last message, unread counts).
 - Nothing is ever physically deleted from a room's history: a deleted message is a tombstone.
 - Methods that change one record return the record as it is after the change, or None when it does not exist.
+- Tickets are numbered 1, 2, 3, ... per store with no repeats, and there is at most one per source message.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from ..models import (
     Room,
     RoomSummary,
     Stage,
+    Ticket,
+    TicketChange,
+    TicketStatus,
     User,
 )
 
@@ -349,3 +353,46 @@ class Store(abc.ABC):
         """Atomically, if the invitation is open at `at` (not used, not revoked, not expired) and its user active:
         mark it used, set the user's password and void their earlier tokens (`tokens_after`). None otherwise, and
         nothing changed."""
+
+    # tickets -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
+        """Store a ticket under the next number (the given `number` is ignored), atomically. Idempotent on
+        `source_message_id`: if a ticket exists for that message, returns it and False, and stores nothing."""
+
+    @abc.abstractmethod
+    async def discard_ticket(self, ticket_id: str) -> bool:
+        """Remove a ticket that has no external key and no status change yet (its filing in the outside system
+        failed). True if removed."""
+
+    @abc.abstractmethod
+    async def set_ticket_external_key(self, ticket_id: str, external_key: str) -> Ticket | None:
+        """Raise DuplicateKey if another ticket has that key."""
+
+    @abc.abstractmethod
+    async def get_ticket(self, number: int) -> Ticket | None: ...
+
+    @abc.abstractmethod
+    async def get_ticket_by_external_key(self, external_key: str) -> Ticket | None: ...
+
+    @abc.abstractmethod
+    async def list_tickets(self, room_id: str, *, include_internal: bool) -> list[Ticket]:
+        """A room's tickets by number; `include_internal=False` leaves out those filed from internal notes."""
+
+    @abc.abstractmethod
+    async def change_ticket_status(
+        self,
+        ticket_id: str,
+        *,
+        expected_status: TicketStatus,
+        status: TicketStatus,
+        actor_id: str | None,
+        source: str,
+        at: datetime,
+    ) -> tuple[Ticket, TicketChange] | None:
+        """Compare-and-set: only if the ticket's status is `expected_status`, set `status`, count the change
+        (`change_seq` + 1) and record it in the ticket's history, in one transaction. None if nothing matched."""
+
+    @abc.abstractmethod
+    async def list_ticket_changes(self, ticket_id: str) -> list[TicketChange]:
+        """A ticket's status history, by seq."""

@@ -30,6 +30,9 @@ from ..models import (
     Room,
     RoomSummary,
     Stage,
+    Ticket,
+    TicketChange,
+    TicketStatus,
     User,
 )
 from .base import BotStateFull, DuplicateKey, Revision, Store
@@ -181,6 +184,37 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX invitations_by_user ON invitations(user_id);
     """,
+    # 5: tickets filed from rooms (/ticket), with their status history
+    """
+    CREATE TABLE tickets (
+        id TEXT PRIMARY KEY,
+        number INTEGER NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        project_id TEXT,
+        room_id TEXT NOT NULL REFERENCES rooms(id),
+        reporter_id TEXT NOT NULL REFERENCES users(id),
+        source_message_id TEXT NOT NULL UNIQUE,
+        command_message_id TEXT NOT NULL,
+        internal INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        external_key TEXT UNIQUE,
+        change_seq INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX tickets_by_room ON tickets(room_id, number);
+    CREATE TABLE ticket_changes (
+        ticket_id TEXT NOT NULL REFERENCES tickets(id),
+        seq INTEGER NOT NULL,
+        status_from TEXT NOT NULL,
+        status_to TEXT NOT NULL,
+        actor_id TEXT,
+        source TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, seq)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -307,6 +341,38 @@ def _invitation(row: sqlite3.Row) -> Invitation:
         expires_at=_dt(row["expires_at"]) or datetime.now(UTC),
         used_at=_dt(row["used_at"]),
         revoked_at=_dt(row["revoked_at"]),
+    )
+
+
+def _ticket(row: sqlite3.Row) -> Ticket:
+    return Ticket(
+        id=row["id"],
+        number=row["number"],
+        title=row["title"],
+        description=row["description"],
+        room_id=row["room_id"],
+        reporter_id=row["reporter_id"],
+        source_message_id=row["source_message_id"],
+        command_message_id=row["command_message_id"],
+        created_at=_dt(row["created_at"]) or datetime.now(UTC),
+        updated_at=_dt(row["updated_at"]) or datetime.now(UTC),
+        project_id=row["project_id"],
+        internal=bool(row["internal"]),
+        status=row["status"],
+        external_key=row["external_key"],
+        change_seq=row["change_seq"],
+    )
+
+
+def _ticket_change(row: sqlite3.Row) -> TicketChange:
+    return TicketChange(
+        ticket_id=row["ticket_id"],
+        seq=row["seq"],
+        status_from=row["status_from"],
+        status_to=row["status_to"],
+        actor_id=row["actor_id"],
+        source=row["source"],
+        at=_dt(row["at"]) or datetime.now(UTC),
     )
 
 
@@ -1171,3 +1237,111 @@ class SQLiteStore(Store):
                 (password_hash, _ts(at), token_hash),
             )
         return await self.get_invitation(token_hash)
+
+    # tickets -------------------------------------------------------------------------------------
+    async def create_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
+        async with self._transaction() as tx:
+            async with tx.execute(
+                "SELECT * FROM tickets WHERE source_message_id = ?", (ticket.source_message_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return _ticket(row), False
+            async with tx.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM tickets") as cur:
+                numbered = await cur.fetchone()
+            number = int(numbered[0]) if numbered else 1
+            await tx.execute(
+                "INSERT INTO tickets (id, number, title, description, project_id, room_id, reporter_id,"
+                " source_message_id, command_message_id, internal, status, external_key, change_seq, created_at,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    ticket.id,
+                    number,
+                    ticket.title,
+                    ticket.description,
+                    ticket.project_id,
+                    ticket.room_id,
+                    ticket.reporter_id,
+                    ticket.source_message_id,
+                    ticket.command_message_id,
+                    int(ticket.internal),
+                    ticket.status,
+                    ticket.external_key,
+                    ticket.change_seq,
+                    _ts(ticket.created_at),
+                    _ts(ticket.updated_at),
+                ),
+            )
+        ticket.number = number
+        return ticket, True
+
+    async def discard_ticket(self, ticket_id: str) -> bool:
+        async with self._transaction() as tx:
+            cur = await tx.execute(
+                "DELETE FROM tickets WHERE id = ? AND external_key IS NULL AND change_seq = 0", (ticket_id,)
+            )
+            return cur.rowcount > 0
+
+    async def set_ticket_external_key(self, ticket_id: str, external_key: str) -> Ticket | None:
+        try:
+            async with self._transaction() as tx:
+                await tx.execute("UPDATE tickets SET external_key = ? WHERE id = ?", (external_key, ticket_id))
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(f"another ticket has the external key {external_key!r}") from exc
+        row = await self._fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        return _ticket(row) if row else None
+
+    async def get_ticket(self, number: int) -> Ticket | None:
+        row = await self._fetchone("SELECT * FROM tickets WHERE number = ?", (number,))
+        return _ticket(row) if row else None
+
+    async def get_ticket_by_external_key(self, external_key: str) -> Ticket | None:
+        row = await self._fetchone("SELECT * FROM tickets WHERE external_key = ?", (external_key,))
+        return _ticket(row) if row else None
+
+    async def list_tickets(self, room_id: str, *, include_internal: bool) -> list[Ticket]:
+        where = "room_id = ?" if include_internal else "room_id = ? AND internal = 0"
+        rows = await self._fetchall(f"SELECT * FROM tickets WHERE {where} ORDER BY number", (room_id,))
+        return [_ticket(row) for row in rows]
+
+    async def change_ticket_status(
+        self,
+        ticket_id: str,
+        *,
+        expected_status: TicketStatus,
+        status: TicketStatus,
+        actor_id: str | None,
+        source: str,
+        at: datetime,
+    ) -> tuple[Ticket, TicketChange] | None:
+        async with self._transaction() as tx:
+            cur = await tx.execute(
+                "UPDATE tickets SET status = ?, change_seq = change_seq + 1, updated_at = ?"
+                " WHERE id = ? AND status = ?",
+                (status, _ts(at), ticket_id, expected_status),
+            )
+            if cur.rowcount == 0:
+                return None
+            async with tx.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)) as found:
+                row = await found.fetchone()
+            assert row is not None
+            ticket = _ticket(row)
+            change = TicketChange(
+                ticket_id=ticket_id,
+                seq=ticket.change_seq,
+                status_from=expected_status,
+                status_to=status,
+                actor_id=actor_id,
+                source=source,
+                at=at,
+            )
+            await tx.execute(
+                "INSERT INTO ticket_changes (ticket_id, seq, status_from, status_to, actor_id, source, at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (ticket_id, change.seq, change.status_from, change.status_to, actor_id, source, _ts(at)),
+            )
+        return ticket, change
+
+    async def list_ticket_changes(self, ticket_id: str) -> list[TicketChange]:
+        rows = await self._fetchall("SELECT * FROM ticket_changes WHERE ticket_id = ? ORDER BY seq", (ticket_id,))
+        return [_ticket_change(row) for row in rows]

@@ -12,7 +12,18 @@ from typing import Any
 
 import pytest
 
-from chatserver.models import AuditEntry, ExpertSession, Invitation, Membership, Message, Project, Room, User, new_id
+from chatserver.models import (
+    AuditEntry,
+    ExpertSession,
+    Invitation,
+    Membership,
+    Message,
+    Project,
+    Room,
+    Ticket,
+    User,
+    new_id,
+)
 from chatserver.storage import BotStateFull, DuplicateKey, Revision, Store
 
 from .conftest import Backend
@@ -1236,3 +1247,125 @@ async def test_a_disabled_user_cannot_accept_an_invitation(store: Store) -> None
 
     assert await store.accept_invitation("hash-1", "h", tick()) is None
     assert await store.get_password_hash(qiao.id) is None
+
+
+# tickets -----------------------------------------------------------------------------------------
+
+
+def a_ticket(room: Room, reporter: User, source: Message, *, internal: bool = False) -> Ticket:
+    at = tick()
+    return Ticket(
+        id=new_id("t"),
+        number=0,
+        title="证书无法下载",
+        description=source.text,
+        room_id=room.id,
+        reporter_id=reporter.id,
+        source_message_id=source.id,
+        command_message_id=source.id,
+        created_at=at,
+        updated_at=at,
+        internal=internal,
+    )
+
+
+async def test_tickets_are_numbered_in_order_and_once_per_source_message(store: Store) -> None:
+    li = await add_user(store, "xh.li", kind="client")
+    room = await add_room(store, li)
+    other_room = await add_room(store, li, title="瑞丰物流 · 司库系统")
+    first_message, second_message = await send(store, room, li), await send(store, other_room, li)
+
+    first, created = await store.create_ticket(a_ticket(room, li, first_message))
+    assert created and first.number == 1
+    again, created = await store.create_ticket(a_ticket(room, li, first_message))  # a new id, the same message
+    assert not created and again == first
+    second, created = await store.create_ticket(a_ticket(other_room, li, second_message))
+    assert created and second.number == 2  # numbered per server, not per room
+    assert await store.get_ticket(1) == first and await store.get_ticket(3) is None
+    assert [t.number for t in await store.list_tickets(room.id, include_internal=True)] == [1]
+
+
+async def test_concurrent_filings_get_distinct_numbers_and_one_ticket_per_message(store: Store) -> None:
+    li = await add_user(store, "xh.li", kind="client")
+    room = await add_room(store, li)
+    messages = [await send(store, room, li, f"问题 {i}") for i in range(5)]
+    results = await asyncio.gather(*(store.create_ticket(a_ticket(room, li, m)) for m in messages * 2))
+    assert sum(created for _, created in results) == 5
+    assert sorted(t.number for t in await store.list_tickets(room.id, include_internal=True)) == [1, 2, 3, 4, 5]
+
+
+async def test_internal_tickets_are_left_out_for_clients(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    public, note = await send(store, room, wang), await send(store, room, wang, internal=True)
+    await store.create_ticket(a_ticket(room, wang, public))
+    await store.create_ticket(a_ticket(room, wang, note, internal=True))
+    assert [t.internal for t in await store.list_tickets(room.id, include_internal=True)] == [False, True]
+    assert [t.internal for t in await store.list_tickets(room.id, include_internal=False)] == [False]
+
+
+async def test_status_changes_are_compare_and_set_and_kept_in_order(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    ticket, _ = await store.create_ticket(a_ticket(room, wang, await send(store, room, wang)))
+    at = tick()
+    changed = await store.change_ticket_status(
+        ticket.id, expected_status="open", status="in_progress", actor_id=wang.id, source="web", at=at
+    )
+    assert changed is not None
+    updated, change = changed
+    assert updated.status == "in_progress" and updated.change_seq == 1 and updated.updated_at == at
+    assert (change.seq, change.status_from, change.status_to, change.actor_id) == (1, "open", "in_progress", wang.id)
+    # Two racing moves from the same status: exactly one wins.
+    racing = await asyncio.gather(
+        *(
+            store.change_ticket_status(
+                ticket.id, expected_status="in_progress", status=s, actor_id=None, source="webhook", at=tick()
+            )
+            for s in ("resolved", "closed")
+        )
+    )
+    assert sum(r is not None for r in racing) == 1
+    history = await store.list_ticket_changes(ticket.id)
+    assert [c.seq for c in history] == [1, 2] and history[0] == change and history[1].source == "webhook"
+    assert (
+        await store.change_ticket_status(
+            "t_missing", expected_status="open", status="closed", actor_id=None, source="web", at=tick()
+        )
+        is None
+    )
+
+
+async def test_external_keys_and_discarding_unsynced_tickets(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    first, _ = await store.create_ticket(a_ticket(room, wang, await send(store, room, wang)))
+    second, _ = await store.create_ticket(a_ticket(room, wang, await send(store, room, wang)))
+    keyed = await store.set_ticket_external_key(first.id, "OPS-1")
+    assert keyed is not None and keyed.external_key == "OPS-1"
+    assert await store.get_ticket_by_external_key("OPS-1") == keyed
+    with pytest.raises(DuplicateKey):
+        await store.set_ticket_external_key(second.id, "OPS-1")
+    assert not await store.discard_ticket(first.id)  # the outside system has it: it stays
+    assert await store.discard_ticket(second.id)
+    assert await store.get_ticket(second.number) is None
+    # The number is free again: filings that failed leave no gap behind the last ticket.
+    third, _ = await store.create_ticket(a_ticket(room, wang, await send(store, room, wang)))
+    assert third.number == 2
+
+
+async def test_tickets_survive_closing_and_reopening(backend: Backend) -> None:
+    store = await backend.open()
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    ticket, _ = await store.create_ticket(a_ticket(room, wang, await send(store, room, wang)))
+    await store.change_ticket_status(
+        ticket.id, expected_status="open", status="resolved", actor_id=wang.id, source="web", at=tick()
+    )
+    snapshot = (await store.get_ticket(1), await store.list_ticket_changes(ticket.id))
+    await store.close()
+    reopened = await backend.open()
+    try:
+        assert (await reopened.get_ticket(1), await reopened.list_ticket_changes(ticket.id)) == snapshot
+    finally:
+        await reopened.close()
