@@ -152,7 +152,9 @@ def _ts(value: datetime) -> str:
 def _dt(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat (3.11+ reads the `Z`) is C code; strptime is Python, ~20x slower, and history pages parse
+    # two timestamps per message.
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _user(row: sqlite3.Row) -> User:
