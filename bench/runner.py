@@ -45,6 +45,7 @@ class Options:
     out: Path = Path(__file__).resolve().parent / "results"
     data_dir: Path | None = None
     png: bool = True
+    profile: Path | None = None  # run the real server under pyinstrument, report written here
     settle_seconds: float = 2.0  # after connecting the fan-out users, before the first step
 
 
@@ -109,7 +110,7 @@ class Bench:
     def start(self, kind: str, label: str) -> ServerProcess:
         log = self.work / f"{kind}-{label}.log"
         if kind == "real":
-            return servers.start_real(self.data_dir, log)
+            return servers.start_real(self.data_dir, log, profile=self.opts.profile if label == "main" else None)
         return servers.start_reference(log, self.opts.history_messages)
 
     # scenarios -------------------------------------------------------------------------------------
@@ -171,26 +172,24 @@ class Bench:
             result["random_depth"] = ms_summary(deep)
         return result
 
-    def fanout(self, server: ServerProcess, kind: str) -> dict[str, Any]:
+    def fanout(self, server: ServerProcess, kind: str, after_stop: list[Generator]) -> dict[str, Any]:
         opts = self.opts
         gen = Generator(server.url, self.specs(kind, opts.users), opts.workers)
+        after_stop.append(gen)  # closed after the server: thousands of goodbyes would cost it more than a stop
         steps: list[dict[str, Any]] = []
-        try:
-            connected = gen.connect(opts.users)
-            if connected["connected"] != opts.users:
-                raise RuntimeError(
-                    f"{kind}: only {connected['connected']} of {opts.users} connected: {connected['errors']}"
-                )
-            time.sleep(opts.settle_seconds)  # presence and bot work after the connects settle
-            settle(server)
-            for number, rate in enumerate(opts.rates):
-                step = self._fanout_step(gen, server, number, rate)
-                steps.append(step)
-                print(report.step_line(kind, step), flush=True)
-                if step["p99_ms"] > opts.stop_p99_ms or step["lost"] or step["failed"]:
-                    break
-        finally:
-            gen.close()
+        connected = gen.connect(opts.users)
+        if connected["connected"] != opts.users:
+            raise RuntimeError(
+                f"{kind}: only {connected['connected']} of {opts.users} connected: {connected['errors']}"
+            )
+        time.sleep(opts.settle_seconds)  # presence and bot work after the connects settle
+        settle(server)
+        for number, rate in enumerate(opts.rates):
+            step = self._fanout_step(gen, server, number, rate)
+            steps.append(step)
+            print(report.step_line(kind, step), flush=True)
+            if step["p99_ms"] > opts.stop_p99_ms or step["lost"] or step["failed"]:
+                break
         return {"connect_seconds": connected["seconds"], "steps": steps, **saturation(steps)}
 
     def _fanout_step(self, gen: Generator, server: ServerProcess, number: int, rate: float) -> dict[str, Any]:
@@ -235,6 +234,9 @@ class Bench:
             "generator_cpu_share": gcpu / wall,  # in cores: 1.0 = one core busy all the time
             "server_cpu_s": scpu,
             "server_cpu_share": scpu / wall,
+            # CPU time per delivery: unlike latency, barely moved by other load on the machine.
+            "generator_cpu_us_per_delivery": gcpu / max(1, received) * 1e6,
+            "server_cpu_us_per_delivery": scpu / max(1, received) * 1e6,
         }
 
     def idle(self, kind: str) -> dict[str, Any]:
@@ -262,9 +264,9 @@ class Bench:
                 print(f"  {kind:9} idle {connected['connected']:>5} connections: "
                       f"{levels[-1]['per_connection_kib']:.1f} KiB each", flush=True)
         finally:
+            server.stop()
             if gen is not None:
                 gen.close()
-            server.stop()
         return {"baseline_rss_mib": base / 2**20, "levels": levels}
 
     # the whole run ---------------------------------------------------------------------------------
@@ -280,6 +282,7 @@ class Bench:
             wanted = [s for s in ("ack", "history", "fanout") if s in opts.scenarios]
             if wanted:
                 server = self.start(kind, "main")
+                generators: list[Generator] = []
                 try:
                     settle(server)
                     results[kind]["server_start_rss_mib"] = server.rss_bytes() / 2**20
@@ -292,9 +295,11 @@ class Bench:
                         print(f"  {kind:9} history   p50 {results[kind]['history']['p50_ms']:.2f} ms  "
                               f"p99 {results[kind]['history']['p99_ms']:.2f} ms", flush=True)
                     if "fanout" in wanted:
-                        results[kind]["fanout"] = self.fanout(server, kind)
+                        results[kind]["fanout"] = self.fanout(server, kind, generators)
                 finally:
                     server.stop()
+                    for gen in generators:
+                        gen.close()
             if "idle" in opts.scenarios:
                 results[kind]["idle"] = self.idle(kind)
         return {
@@ -360,6 +365,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--out", type=Path, default=d.out, help="where results.json and latency.png go")
     p.add_argument("--data-dir", type=Path, help="reuse a data dir seeded by an earlier run (same sizes)")
     p.add_argument("--no-png", action="store_true")
+    p.add_argument("--profile", type=Path, help="profile the real server (pyinstrument text report to this file)")
     a = p.parse_args(argv)
     scenarios = tuple(s for s in a.scenarios.split(",") if s)
     kinds = tuple(k for k in a.servers.split(",") if k)
@@ -382,6 +388,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         out=a.out,
         data_dir=a.data_dir,
         png=not a.no_png,
+        profile=a.profile,
     )
 
 

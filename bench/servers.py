@@ -231,11 +231,20 @@ def _drain(stream: IO[str]) -> threading.Thread:
     return thread
 
 
-def start_real(data_dir: Path, log_path: Path, extra_env: dict[str, Any] | None = None) -> ServerProcess:
+def start_real(
+    data_dir: Path, log_path: Path, extra_env: dict[str, Any] | None = None, profile: Path | None = None
+) -> ServerProcess:
+    """`profile`: run the server under pyinstrument (sampling, in process) and write its text report there on
+    stop (py-spy cannot read this interpreter here)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env.update(BENCH_ENV)
     env.update({k: str(v) for k, v in (extra_env or {}).items()})
     argv = [sys.executable, "run.py", "--no-demo", "--port", "0", "--data-dir", str(data_dir), "serve"]
+    if profile is not None and profile.suffix == ".pstats":  # deterministic, CPU time of the event loop's thread
+        argv = [sys.executable, "-m", "cProfile", "-o", str(profile), *argv[1:]]
+    elif profile is not None:
+        prof = ["-m", "pyinstrument", "--renderer", "text", "--show-all", "--outfile", str(profile)]
+        argv = [sys.executable, *prof, *argv[1:]]
     return _start("real", argv, env, log_path)
 
 
