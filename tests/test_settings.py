@@ -57,3 +57,29 @@ def test_show_config_hides_a_password_inside_a_url():
     )
     shown = settings.public_view()["store_url"]
     assert "S3cret" not in shown and shown == "mongodb://ops:***@db:27017/chat"
+
+
+LLM = {"CHAT_LLM_BASE_URL": "https://api.deepseek.com", "CHAT_LLM_API_KEY": "sk-0123456789abcdef"}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({**LLM, "CHAT_LLM_BASE_URL": "api.deepseek.com"}, "llm_base_url"),
+        ({**LLM, "CHAT_LLM_BASE_URL": "https://u:sk-1@api.deepseek.com"}, "llm_base_url"),
+        ({"CHAT_LLM_BASE_URL": "https://api.deepseek.com"}, "llm_api_key: needed"),
+        ({**LLM, "CHAT_LLM_TIMEOUT_SECONDS": "9.5"}, "llm_timeout_seconds: must be at least 1 second shorter"),
+        ({**LLM, "CHAT_BOT_TIMEOUT_SECONDS": "3"}, "llm_timeout_seconds"),
+    ],
+)
+def test_the_model_settings_are_checked(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=env)
+
+
+def test_show_config_hides_the_model_key():
+    settings = load_settings(environ={**LLM, "CHAT_LLM_TIMEOUT_SECONDS": "4"})
+    assert settings.llm_api_key == LLM["CHAT_LLM_API_KEY"] and settings.llm_timeout_seconds == 4
+    view = settings.public_view()
+    assert view["llm_api_key"] == "***" and view["llm_base_url"] == "https://api.deepseek.com"
+    assert LLM["CHAT_LLM_API_KEY"] not in str(view)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from integrations.llm import LlmClient, LlmError
-from integrations.llm_standin import REQUESTS, create_standin_app
+from integrations.llm_standin import REQUESTS
+from tests.conftest import LLM_KEY, RunningStandin
 
-KEY = "sk-test-0123456789abcdef"
+KEY = LLM_KEY
 PASSAGES = "知识库段落：\n\n[kb:ukey-lost] 《证书与密钥》§UKey 丢失\nUKey 丢失时请立即挂失。之后补发。"
 PROMPT = [
     {"role": "system", "content": "只依据段落回答。"},
@@ -22,14 +23,8 @@ PROMPT = [
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[tuple[str, web.Application]]:
-    app = create_standin_app(api_key=KEY, slow_seconds=5)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", app
-    await runner.cleanup()
+async def standin(llm_standin: RunningStandin) -> tuple[str, web.Application]:
+    return llm_standin.url, llm_standin.app
 
 
 def client_for(url: str, **overrides: Any) -> LlmClient:
