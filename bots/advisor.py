@@ -6,7 +6,9 @@ expert rooms):
 - a client's message that reads as a question (？, 吗, 怎么, 如何, 多少, 哪, 是否, what, how, ...), unless it is
   addressed to someone else (`@刘婷 ...`), or a staff member has posted in the room since it was asked (checked
   when the advisor gets to it): a person's answer is never second-guessed;
-- in an expert room whose session has an expert, only when mentioned: the expert answers the client.
+- in an expert room whose session has an expert, only when mentioned: the expert answers the client. (A request's
+  first message is posted just before the desk assigns an expert, so there the advisor waits a moment first.)
+All of this is checked again just before it posts: if a person answered, or an expert came in, it says nothing.
 Staff chatter without a mention, internal notes (it never reads them), and other bots' messages never reach it.
 
 What it says: the best passage (`config/knowledge/`, jieba + BM25, traditional characters matched) trimmed to
@@ -49,6 +51,7 @@ log = logging.getLogger("chatserver.bots.advisor")
 
 DEFAULT_KNOWLEDGE_DIR = Path(__file__).resolve().parents[1] / "config" / "knowledge"
 _CONFIG_KEYS = ("knowledge_dir", "warm_up", "max_answer_chars")
+DESK_SETTLE_SECONDS = 0.3  # how long a question in an expert room without an expert waits for the desk to assign one
 
 _MENTION = re.compile(r"[@＠]\s?(?:云顾问助手|雲顧問助手|advisor(?![\w.-]))", re.IGNORECASE)
 _QUESTION = re.compile(
@@ -168,12 +171,12 @@ class AdvisorBot(Bot):
         if not mentioned and not (message.sender.kind == "client" and reads_as_question(question)):
             return
         members = await ctx.members()
-        experts = [m.person for m in members if m.role == "expert"]
-        if not mentioned:
-            if room.kind == "expert" and experts:
-                return  # the session's expert answers; the advisor helps only when asked
-            if _addressed_to_someone_else(question, members) or await _staff_answered(message, ctx):
-                return
+        if room.kind == "expert" and not mentioned and not _experts(members):
+            # A request's first message is posted before the desk assigns an expert: give the desk a moment.
+            await asyncio.sleep(DESK_SETTLE_SECONDS)
+            members = await ctx.members()
+        if not mentioned and not await _still_open(message, question, room, members, ctx):
+            return
         config = advisor_config(ctx.config)
         if not question:
             await ctx.reply(f"您好，我是{self.display_name}。{self.usage()}")
@@ -183,10 +186,12 @@ class AdvisorBot(Bot):
         written = None
         if decision.answer is not None and self._llm is not None:
             written = await self._model_answer(question, decision, room)
-        if not mentioned and await _staff_answered(message, ctx):
-            return  # a person answered while the advisor was working it out
+        if not mentioned:  # again: a person may have answered, or an expert come in, while it was working
+            members = await ctx.members()
+            if not await _still_open(message, question, room, members, ctx):
+                return
         if decision.answer is None:
-            await self._hand_off(message, question, decision, room, members, experts, ctx)
+            await self._hand_off(message, question, decision, room, members, _experts(members), ctx)
         else:
             await ctx.reply(written or retrieval_answer(decision.answer, config.max_answer_chars))
 
@@ -248,13 +253,20 @@ class AdvisorBot(Bot):
         return checked
 
 
-def _addressed_to_someone_else(text: str, members: list[Member]) -> bool:
-    return any(f"@{m.person.name}" in text for m in members if m.person.kind != "bot")
+def _experts(members: list[Member]) -> list[Person]:
+    return [m.person for m in members if m.role == "expert"]
 
 
-async def _staff_answered(message: IncomingMessage, ctx: BotContext) -> bool:
-    """Whether a staff member has posted in the room since the message (a person answers before the advisor)."""
-    return any(m.sender.kind == "staff" for m in await ctx.history(after_seq=message.seq, limit=50))
+async def _still_open(
+    message: IncomingMessage, question: str, room: RoomInfo, members: list[Member], ctx: BotContext
+) -> bool:
+    """Whether a question the advisor was not asked by name is still for it: not addressed to someone else, no staff
+    member has posted since, and (an expert room) no expert has taken the session."""
+    if room.kind == "expert" and _experts(members):
+        return False
+    if any(f"@{m.person.name}" in question for m in members if m.person.kind != "bot"):
+        return False
+    return not any(m.sender.kind == "staff" for m in await ctx.history(after_seq=message.seq, limit=50))
 
 
 _ROLE_NAMES = {
