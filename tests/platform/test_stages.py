@@ -66,7 +66,7 @@ async def test_a_project_walks_through_every_stage_and_its_room_follows(server, 
     assert texts == ["项目阶段变更：售前 → 售中。", "已自动分配服务专员：刘婷。", "已自动分配研发人员：张伟。"]
     assert huang.events("room_added") == []
     members = await qiao.call("get_members", {"room_id": room_id})
-    roles = {m["user"]["name"]: m["role"] for m in members["members"]}
+    roles = {m["user"]["name"]: m["role"] for m in members["members"] if m["role"] != "bot"}
     assert roles == {
         "王晓明": "account_manager",
         "陈思远": "solution_expert",
@@ -203,7 +203,7 @@ async def test_a_project_registered_in_a_later_stage_is_walked_up_to_it(server):
     project = await register(server, project_payload(stage="aftersales"))
     assert project["stage"] == "aftersales"
     state = await room_state(server, "SMP-2026-0031")
-    roles = sorted(role for _, role in state["members"])  # type: ignore[attr-defined]
+    roles = sorted(role for _, role in state["members"] if role != "bot")  # type: ignore[attr-defined]
     assert roles == sorted(
         ["account_manager", "solution_expert", "client_contact", "service_specialist", "developer", "after_sales"]
     )
