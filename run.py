@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_platform_send(settings, args))
     try:
         asyncio.run(_serve(settings))
+    except SettingsError as exc:  # found while starting, e.g. a bot's config (`[bots.<name>].config`)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot start: {exc.strerror or exc}", file=sys.stderr)
         return 1

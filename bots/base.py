@@ -187,6 +187,10 @@ class Bot:
         """What the bot does, in a sentence or two (for /help)."""
         return ""
 
+    async def on_start(self, ctx: BotContext) -> None:
+        """Once, when the server starts (for a bot enabled in settings), with a context bound to no room: check
+        `ctx.config` (raise ValueError to stop start-up with a message naming the setting) and warm up."""
+
     async def on_command(self, call: CommandCall, ctx: BotContext) -> str | None:
         """Handle one of this bot's commands; the returned text is the answer, which the runner delivers as the
         command says (to the caller or to the room)."""

@@ -274,12 +274,19 @@ class BotRunner:
 
     # lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Create missing bot users, bring bots into the existing rooms they are on in, start the tasks."""
+        """Create missing bot users, start each enabled bot (`on_start`: a bad `config` stops start-up here), bring
+        bots into the existing rooms they are on in, start the tasks."""
         for running in self._bots.values():
             running.user = await rooms.ensure_bot_user(
                 self.services, bot_username(running.bot), running.bot.display_name
             )
             self._bot_user_ids.add(running.user.id)
+        for name, running in self._bots.items():
+            if running.settings.enabled:
+                try:
+                    await running.bot.on_start(_Context(self, running, None))
+                except ValueError as exc:
+                    raise SettingsError(f"bad setting: bots.{name}.config: {exc}") from exc
         for room in await self._existing_rooms():
             await self._join(room, await self._room_info(room))
         loop = asyncio.get_running_loop()

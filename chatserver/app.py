@@ -79,7 +79,8 @@ def build_mailer(settings: Settings) -> Mailer:
 def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.Application:
     """`extra_bots` run beside the built-in ones (tests add bots that echo, fail or hang this way)."""
     services = build_services(settings)
-    bot_runner = BotRunner(services, [*builtin_bots(), *extra_bots])  # SettingsError for an unknown [bots.<name>]
+    # SettingsError for an unknown [bots.<name>]
+    bot_runner = BotRunner(services, [*builtin_bots(settings), *extra_bots])
     app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=1024 * 1024)
     app[SERVICES] = services
 
@@ -108,20 +109,22 @@ def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.App
         await services.store.open()
         await services.ticket_system.open()
         watcher = asyncio.get_running_loop().create_task(namespace.watch_sessions(settings.session_check_seconds))
-        await ensure_system_user(services)
-        if settings.demo and await seed_demo(services):
-            log.info("demo data seeded")
-        await bot_runner.start()
-        await mail_notifier.start()
-        log.info("email goes to %s", mail_notifier.transport_description)
-        yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        await bot_runner.stop()
-        await mail_notifier.stop()
-        await services.ticket_system.close()
-        await services.store.close()
+        try:  # a start that fails (e.g. a bot's bad config) still closes what it opened
+            await ensure_system_user(services)
+            if settings.demo and await seed_demo(services):
+                log.info("demo data seeded")
+            await bot_runner.start()
+            await mail_notifier.start()
+            log.info("email goes to %s", mail_notifier.transport_description)
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await bot_runner.stop()
+            await mail_notifier.stop()
+            await services.ticket_system.close()
+            await services.store.close()
 
     async def drain(app: web.Application) -> None:
         """On shutdown: refuse new events, let the ones under way finish their writes, close sockets."""

@@ -21,7 +21,14 @@ from .models import STAGES, RoomKind, Stage
 ENV_PREFIX = "CHAT_"
 _BOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SECRET_FIELDS = frozenset(
-    {"jwt_secret", "platform_secret", "mail_smtp_password", "ticketing_token", "ticketing_webhook_secret"}
+    {
+        "jwt_secret",
+        "platform_secret",
+        "mail_smtp_password",
+        "ticketing_token",
+        "ticketing_webhook_secret",
+        "llm_api_key",
+    }
 )
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 
@@ -94,7 +101,14 @@ class Settings(BaseModel):
     # Bots by name; a bot not listed here runs with BotSettings' defaults. Names are checked against the
     # bots there are when the app is built (create_app).
     bots: dict[str, BotSettings] = Field(default_factory=dict)
-    bot_timeout_seconds: float = Field(5.0, gt=0, le=300)  # per bot, per event
+    bot_timeout_seconds: float = Field(10.0, gt=0, le=300)  # per bot, per event
+
+    # The AI advisor's model: an OpenAI-compatible chat API (e.g. DeepSeek). No base URL: the advisor answers from
+    # retrieval alone. The advisor needs the answer within its bot time limit, so the model's must be shorter.
+    llm_base_url: str = ""  # e.g. https://api.deepseek.com
+    llm_api_key: str | None = None
+    llm_model: str = "deepseek-chat"
+    llm_timeout_seconds: float = Field(8.0, gt=0, le=120)  # one whole call: connect, wait, read
 
     # The address people reach the web client at, for links in emails and those sent to the ticket system;
     # empty: http://<host>:<port>.
@@ -127,6 +141,27 @@ class Settings(BaseModel):
                 raise ValueError(f"{name!r} is not a bot name (lowercase letters, digits, _ ; not 'system')")
         return value
 
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in {"http", "https"} or not parts.hostname or parts.password is not None):
+            raise ValueError("must be an http(s) URL such as https://api.deepseek.com (the key goes in llm_api_key)")
+        return value
+
+    @model_validator(mode="after")
+    def _llm_fits(self) -> Settings:
+        if not self.llm_base_url:
+            return self
+        if not self.llm_api_key:
+            raise ValueError("llm_api_key: needed when llm_base_url is set")
+        if self.llm_timeout_seconds > self.bot_timeout_seconds - 1:
+            raise ValueError(
+                "llm_timeout_seconds: must be at least 1 second shorter than bot_timeout_seconds "
+                f"({self.bot_timeout_seconds}), so the advisor can still answer from retrieval when the model is late"
+            )
+        return self
+
     @field_validator("jwt_algorithm")
     @classmethod
     def _pinned_algorithm(cls, value: str) -> str:
@@ -151,7 +186,7 @@ class Settings(BaseModel):
 
     @field_validator("ticketing_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _ticketing_url(cls, value: str) -> str:
         if value and not (urlsplit(value).scheme in {"http", "https"} and urlsplit(value).hostname):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")

@@ -21,11 +21,19 @@ from chatserver.app import build_services, create_app
 from chatserver.demo import DEMO_PASSWORD, seed_demo
 from chatserver.services import Services
 from chatserver.settings import Settings, load_settings
+from integrations.llm_standin import create_standin_app
 from tests.smtp import LocalSmtp
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    return load_settings(environ={}, overrides={"data_dir": data_dir, "host": "127.0.0.1", "port": 0, **overrides})
+    """Settings of a test server. The AI advisor loads its knowledge base on its first question rather than at start
+    (`warm_up`: a second or two of CPU per server otherwise), unless the test configures it otherwise."""
+    bots = {name: dict(value) for name, value in (overrides.pop("bots", None) or {}).items()}
+    advisor = bots.setdefault("advisor", {})
+    advisor["config"] = {"warm_up": False, **advisor.get("config", {})}
+    return load_settings(
+        environ={}, overrides={"data_dir": data_dir, "host": "127.0.0.1", "port": 0, "bots": bots, **overrides}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -232,3 +240,31 @@ async def smtp_server() -> AsyncIterator[LocalSmtp]:
     server = await LocalSmtp().start()
     yield server
     await server.stop()
+
+
+# the AI advisor's model ------------------------------------------------------------------------------
+
+LLM_KEY = "sk-standin-0123456789abcdef"
+
+
+@dataclass
+class RunningStandin:
+    """The local stand-in of the chat-completions API (integrations/llm_standin.py) on an ephemeral port."""
+
+    url: str
+    app: web.Application
+
+    def settings(self, model: str = "standin-echo", **overrides: Any) -> dict[str, Any]:
+        """Server settings that point the advisor at it."""
+        return {"llm_base_url": self.url, "llm_api_key": LLM_KEY, "llm_model": model, **overrides}
+
+
+@pytest.fixture
+async def llm_standin() -> AsyncIterator[RunningStandin]:
+    app = create_standin_app(api_key=LLM_KEY, slow_seconds=5)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield RunningStandin(url=f"http://127.0.0.1:{runner.addresses[0][1]}", app=app)
+    await runner.cleanup()

@@ -76,6 +76,24 @@ def test_bad_mail_settings_are_refused_naming_the_setting(env, named):
         load_settings(environ=env)
 
 
+LLM = {"CHAT_LLM_BASE_URL": "https://api.deepseek.com", "CHAT_LLM_API_KEY": "sk-0123456789abcdef"}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({**LLM, "CHAT_LLM_BASE_URL": "api.deepseek.com"}, "llm_base_url"),
+        ({**LLM, "CHAT_LLM_BASE_URL": "https://u:sk-1@api.deepseek.com"}, "llm_base_url"),
+        ({"CHAT_LLM_BASE_URL": "https://api.deepseek.com"}, "llm_api_key: needed"),
+        ({**LLM, "CHAT_LLM_TIMEOUT_SECONDS": "9.5"}, "llm_timeout_seconds: must be at least 1 second shorter"),
+        ({**LLM, "CHAT_BOT_TIMEOUT_SECONDS": "3"}, "llm_timeout_seconds"),
+    ],
+)
+def test_the_model_settings_are_checked(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=env)
+
+
 def test_mail_defaults_write_to_the_outbox_and_links_use_the_servers_address(tmp_path):
     settings = load_settings(environ={}, overrides={"data_dir": tmp_path, "port": 9000})
     assert settings.mail_smtp_host is None
@@ -110,3 +128,11 @@ def test_ticketing_settings_are_checked_and_their_secrets_hidden():
     view = settings.public_view()
     assert view["ticketing_token"] == "***" and view["ticketing_webhook_secret"] == "***"
     assert "the-api-token" not in str(view)
+
+
+def test_show_config_hides_the_model_key():
+    settings = load_settings(environ={**LLM, "CHAT_LLM_TIMEOUT_SECONDS": "4"})
+    assert settings.llm_api_key == LLM["CHAT_LLM_API_KEY"] and settings.llm_timeout_seconds == 4
+    view = settings.public_view()
+    assert view["llm_api_key"] == "***" and view["llm_base_url"] == "https://api.deepseek.com"
+    assert LLM["CHAT_LLM_API_KEY"] not in str(view)
