@@ -6,6 +6,7 @@ python run.py add-user ...          add a real-name user
 python run.py update-user NAME ...  change a user's name, organisation, roles, password, or disable them
 python run.py show-config           print the settings in force (secrets hidden)
 python run.py kb-eval FILE          score the AI advisor's knowledge base on questions with known answers
+python run.py demo-scenario         play the whole story against the running server (chatserver/demo_scenario.py)
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     stg.add_argument("external_id")
     stg.add_argument("stage", choices=["presales", "implementation", "aftersales", "closed"])
 
+    scn = sub.add_parser(
+        "demo-scenario",
+        help="play the story end to end against a running server (same --config/--data-dir as the server)",
+    )
+    scn.add_argument("--url", default=None, help="the server (default http://<host>:<port>)")
+    scn.add_argument(
+        "--staff-username", default="ss.liu", help="the service specialist the server assigns (demo data: ss.liu)"
+    )
+    scn.add_argument("--staff-password", default=None, help="their password (default: the demo password)")
+
     kbe = sub.add_parser(
         "kb-eval",
         help="score the advisor's knowledge base on a JSON Lines file of questions (hit@1, hit@3, hand-off rate)",
@@ -148,6 +159,50 @@ async def _platform_send(settings: Settings, args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "demo": args.demo}
     return load_settings(args.config, os.environ, overrides)
+
+
+def _with_platform_secret(settings: Settings) -> Settings:
+    """Without a configured platform_secret, the one kept in `<data_dir>/platform_secret` (made on first use): the
+    server, `platform-send` and `demo-scenario` run on the same data dir share it, and nothing else knows it."""
+    if settings.platform_secret:
+        return settings
+    from chatserver.auth import load_or_create_secret
+
+    secret = load_or_create_secret(settings.data_dir, "platform_secret")
+    return settings.model_copy(update={"platform_secret": secret})
+
+
+async def _demo_scenario(settings: Settings, args: argparse.Namespace) -> int:
+    import aiohttp
+    import socketio
+
+    from chatserver.demo import DEMO_PASSWORD
+    from chatserver.demo_scenario import ScenarioFailed, ScenarioSettings, play
+
+    if settings.mail_smtp_host:
+        print(
+            "error: demo-scenario reads emails from the outbox; run the server without mail_smtp_host", file=sys.stderr
+        )
+        return 2
+    assert settings.platform_secret is not None
+    scenario = ScenarioSettings(
+        url=args.url or settings.resolved_public_url,
+        platform_secret=settings.platform_secret,
+        outbox=settings.resolved_outbox_dir,
+        staff_username=args.staff_username,
+        staff_password=args.staff_password or DEMO_PASSWORD,
+        mention_delay_seconds=settings.mail_mention_delay_seconds,
+    )
+    try:
+        await play(scenario)
+    except ScenarioFailed as exc:
+        print(f"the scenario failed: {exc}", file=sys.stderr)
+        return 1
+    except (aiohttp.ClientError, socketio.exceptions.SocketIOError, OSError) as exc:
+        print(f"error: cannot reach the server at {scenario.url}: {exc}", file=sys.stderr)
+        return 1
+    print("全部步骤完成。")
+    return 0
 
 
 def _read_password(args: argparse.Namespace) -> str | None:
@@ -279,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command in {None, "serve", "platform-send", "demo-scenario"}:
+        settings = _with_platform_secret(settings)
     if args.command == "show-config":
         print(json.dumps(settings.public_view(), ensure_ascii=False, indent=2))
         return 0
@@ -286,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_manage(settings, args))
     if args.command == "platform-send":
         return asyncio.run(_platform_send(settings, args))
+    if args.command == "demo-scenario":
+        return asyncio.run(_demo_scenario(settings, args))
     try:
         asyncio.run(_serve(settings))
     except SettingsError as exc:  # found while starting, e.g. a bot's config (`[bots.<name>].config`)

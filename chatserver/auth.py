@@ -19,9 +19,9 @@ from .settings import Settings
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 
-def load_or_create_secret(data_dir: Path) -> str:
-    """The signing secret kept in `<data_dir>/jwt_secret`, created owner-only on first start."""
-    path = data_dir / "jwt_secret"
+def load_or_create_secret(data_dir: Path, name: str = "jwt_secret") -> str:
+    """A secret kept in `<data_dir>/<name>` (the token signing secret by default), created owner-only on first use."""
+    path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
