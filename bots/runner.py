@@ -45,6 +45,8 @@ from .base import ActionRefused, Bot, Command, CommandCall, FiledTicket, Incomin
 log = logging.getLogger("chatserver.bots")
 
 _COMMAND = re.compile(r"/(\w+)(?:\s+(.*))?", re.DOTALL)
+# A command is a slash and a word, then a space or the end: "/api/payments 返回 E2005" is a message about a path.
+_LOOKS_LIKE_COMMAND = re.compile(r"/\w+(?:\s|$)")
 _INBOX_SIZE = 10_000  # events waiting for the dispatcher; beyond this, events are dropped (and logged)
 _QUEUE_SIZE = 1_000  # jobs waiting for one bot
 _STATE_KEYS = 1_000  # keys one bot may keep
@@ -372,7 +374,7 @@ class BotRunner:
             return
         if isinstance(event, MessageSent):
             text = event.message.text.strip()
-            if text.startswith("/"):
+            if _LOOKS_LIKE_COMMAND.match(text):
                 self._route_command(event, text, info, on)
                 return
         for running in on:

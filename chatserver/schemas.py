@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import InvalidPayload, invalid_payload_from
-from .text import has_visible, unsafe_character
+from .text import EMAIL_MAX_LENGTH, EMAIL_PATTERN, has_visible, unsafe_character
 
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 Seq = Annotated[int, Field(strict=True, ge=0, le=2**53)]
@@ -175,7 +175,7 @@ ProjectRole = Annotated[
     ),
 ]
 StageName = Annotated[str, StringConstraints(strict=True, pattern=r"^(presales|implementation|aftersales|closed)$")]
-Email = Annotated[str, StringConstraints(strict=True, pattern=r"^[^@\s\r\n]{1,64}@[^@\s\r\n]{1,190}$")]
+Email = Annotated[str, StringConstraints(strict=True, max_length=EMAIL_MAX_LENGTH, pattern=EMAIL_PATTERN)]
 Product = Annotated[
     str,
     StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=40),

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .models import STAGES, RoomKind, Stage
+from .text import EMAIL_MAX_LENGTH, EMAIL_PATTERN
 
 ENV_PREFIX = "CHAT_"
 _BOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -30,7 +31,7 @@ SECRET_FIELDS = frozenset(
         "llm_api_key",
     }
 )
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 class SettingsError(Exception):
@@ -219,7 +220,7 @@ class Settings(BaseModel):
     @field_validator("mail_from")
     @classmethod
     def _sender_address(cls, value: str) -> str:
-        if not _EMAIL.fullmatch(value):
+        if len(value) > EMAIL_MAX_LENGTH or not _EMAIL.fullmatch(value):
             raise ValueError("must be an email address (name@example.com)")
         return value
 

@@ -20,12 +20,25 @@ def has_visible(text: str) -> bool:
     return any(visible(ch) for ch in text)
 
 
+# An email address as people type one: no spaces, brackets, quotes or separators; a domain with a dot. (No
+# look-arounds: pydantic checks patterns with Rust's regex.) Length is checked apart: EMAIL_MAX_LENGTH.
+EMAIL_MAX_LENGTH = 254
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
 def unsafe_character(text: str, *, multiline: bool) -> str | None:
     """Why the text may not be stored as it is, or None: control characters (a message may hold tabs and
-    line breaks, a name none), and direction overrides."""
+    line breaks, a name none — nor the Unicode line and paragraph separators, which break email headers and
+    one-line views alike), and direction overrides."""
     for ch in text:
-        if unicodedata.category(ch) == "Cc" and not (multiline and ch in _LINE_CONTROLS):
+        category = unicodedata.category(ch)
+        if category == "Cc" and not (multiline and ch in _LINE_CONTROLS):
             return "control characters are not allowed"
+        if category in ("Zl", "Zp") and not multiline:
+            return "line breaks are not allowed"
         if ch in _BIDI_CONTROLS:
             return "direction override characters are not allowed"
     return None

@@ -118,6 +118,17 @@ async def test_help_lists_what_this_user_may_use(server_factory: Any, clients: A
     assert (await staff.wait_for("notice", lambda n: n["text"] == "员工专用的答案"))["room_id"] == room_id
 
 
+async def test_a_message_starting_with_a_path_is_a_message_not_a_command(server: RunningServer, clients: Any) -> None:
+    client = await clients(server, "xh.li")
+    room_id = await room_id_by_title(client, XINGHE)
+    sent = await send(client, room_id, "/api/payments 返回 E2005 是什么意思？")
+    staff = await clients(server, "am.wang")
+    page = await staff.call("get_history", {"room_id": room_id})
+    assert sent["id"] in [m["id"] for m in page["messages"]]
+    await asyncio.sleep(0.3)
+    assert not [n for n in client.events("notice") if "这个命令" in n["text"]]
+
+
 async def test_unknown_command_gets_a_clear_private_answer(server: RunningServer, clients: Any) -> None:
     caller = await clients(server, "xh.sun")
     other = await clients(server, "ss.liu")

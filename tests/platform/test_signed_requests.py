@@ -298,6 +298,16 @@ BAD_PAYLOADS = {
     "a name with a direction override": project_payload(
         people=[{"username": "hy.qiao", "name": "乔\u202e帆一", "role": "client_contact"}]
     ),
+    "a name with a line separator (it would break email headers)": project_payload(
+        people=[{"username": "hy.qiao", "name": "乔\u2028一帆", "role": "client_contact", "email": "q@h.example"}]
+    ),
+    "a client org with a paragraph separator": project_payload(client_org="华岳能源\u2029股份有限公司"),
+    "an email address in brackets": project_payload(
+        people=[{"username": "hy.qiao", "name": "乔一帆", "role": "client_contact", "email": "<q@h.example>"}]
+    ),
+    "an email address without a domain": project_payload(
+        people=[{"username": "hy.qiao", "name": "乔一帆", "role": "client_contact", "email": "qiao@huayue"}]
+    ),
     "an invisible project name": project_payload(name="\u200b\u2800"),
     "unknown stage": project_payload(stage="done"),
     "unknown field": project_payload(budget=100),
