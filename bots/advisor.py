@@ -12,11 +12,13 @@ All of this is checked again just before it posts: if a person answered, or an e
 Staff chatter without a mention, internal notes (it never reads them), and other bots' messages never reach it.
 
 What it says: the best passage (`config/knowledge/`, jieba + BM25, traditional characters matched) trimmed to
-`max_answer_chars`, then `来源：《文档标题》§小节标题 (passage-id)`. When the best passage is not clearly good enough
-(the knowledge base's calibrated `min_score` and `min_margin`), or the question is about fees, prices or rates, it
-does not guess: it says a colleague will follow up, @mentions the room's service specialist by real name (or the
-account manager when there is none; in an expert room, the expert) and tells them privately. In an expert room still
-waiting in the queue it only says the question is kept for the expert who takes the session.
+`max_answer_chars`, then `来源：《文档标题》§小节标题 (passage-id)`. When the best two passages are both good and too
+close to choose between (and no third is close), it answers with both: "可能与以下两点有关：", then each passage under
+its title, trimmed to half of `max_answer_chars`, with its own source line. When no passage is clearly good enough
+(the knowledge base's calibrated policy, `integrations/knowledge/decision.py`), or the question is about fees, prices
+or rates, it does not guess: it says a colleague will follow up, @mentions the room's service specialist by real
+name (or the account manager when there is none; in an expert room, the expert) and tells them privately. In an
+expert room still waiting in the queue it only says the question is kept for the expert who takes the session.
 
 With a model configured (`llm_*` settings, `integrations/llm.py`), the answer is written by the model from the
 retrieved passages only, and checked before it is posted: it must cite one of them (`[kb:<id>]`), cite nothing else,
@@ -65,6 +67,8 @@ _LATIN = re.compile(r"[A-Za-z]")
 
 QUEUED_ZH = "您的问题已记录，接入本次会话的专家会为您解答，请稍候。"
 QUEUED_EN = "Your question is noted: the expert who takes this session will answer it. Please wait a moment."
+PAIR_LEAD_ZH = "可能与以下两点有关："
+PAIR_LEAD_EN = "This may concern either of the following:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,17 @@ def source_line(passage: Passage) -> str:
 def retrieval_answer(passage: Passage, max_chars: int) -> str:
     """The passage (trimmed at a line or sentence end) and where it comes from."""
     return f"{_trim(passage.text, max_chars)}\n\n{source_line(passage)}"
+
+
+def pair_answer(passages: Sequence[Passage], max_chars: int, *, english: bool = False) -> str:
+    """Two passages, close and both good: a lead, then each under its title, trimmed to an equal share of
+    `max_chars`, with its own source line."""
+    share = max_chars // len(passages)
+    parts = [PAIR_LEAD_EN if english else PAIR_LEAD_ZH]
+    for number, passage in enumerate(passages, start=1):
+        heading = f"{number}) {passage.title}" if english else f"{'一二三四'[number - 1]}、{passage.title}"
+        parts.append(f"{heading}\n{_trim(passage.text, share)}\n{source_line(passage)}")
+    return "\n\n".join(parts)
 
 
 def _trim(text: str, max_chars: int) -> str:
@@ -193,7 +208,7 @@ class AdvisorBot(Bot):
         if decision.answer is None:
             await self._hand_off(message, question, decision, room, members, _experts(members), ctx)
         else:
-            await ctx.reply(written or retrieval_answer(decision.answer, config.max_answer_chars))
+            await ctx.reply(written or _retrieval_reply(decision, question, config.max_answer_chars))
 
     # handing off -----------------------------------------------------------------------------------
     async def _hand_off(
@@ -237,7 +252,7 @@ class AdvisorBot(Bot):
     async def _model_answer(self, question: str, decision: Decision, room: RoomInfo) -> str | None:
         """The model's answer from the retrieved passages, checked; None to answer from retrieval instead."""
         assert self._llm is not None
-        passages = [hit.passage for hit in decision.hits]
+        passages = [hit.passage for hit in decision.hits]  # the best three: a pair's two are among them
         try:
             text = await self._llm.complete(model_prompt(question, passages))
         except LlmError as exc:
@@ -251,6 +266,12 @@ class AdvisorBot(Bot):
                 extra={"bot": self.name, "room_id": room.id},
             )
         return checked
+
+
+def _retrieval_reply(decision: Decision, question: str, max_chars: int) -> str:
+    if len(decision.answers) > 1:
+        return pair_answer(decision.answers, max_chars, english=is_english(question))
+    return retrieval_answer(decision.answers[0], max_chars)
 
 
 def _experts(members: list[Member]) -> list[Person]:

@@ -1,8 +1,14 @@
-"""Whether the advisor answers with the best passage or hands the question to a colleague.
+"""Whether the advisor answers, with one passage or two, or hands the question to a colleague.
 
-It answers only when the best passage scores high enough and clearly beats the runner-up; a wrong answer costs a
-client more than a colleague's reply a little later. Questions about fees, prices and rates are never answered from
-retrieval, whatever matches: the advisor must not state figures the bank has not put in the knowledge base.
+A wrong answer costs a client more than a colleague's reply a little later, so the advisor answers only when
+- the best passage scores high enough and clearly beats the runner-up (one passage), or
+- the best two both score high enough, are too close to choose between, and together clearly beat the third (both
+  passages: a question such as 证书快过期了怎么续期 is answered by the renewal procedure and by the expiry error
+  alike), or
+- the best passage scores somewhat lower but is far ahead of the runner-up (one passage, "dominant").
+The thresholds are calibrated on config/kb-eval.jsonl (see `DecisionPolicy`).
+Questions about fees, prices and rates are never answered from retrieval, whatever matches: the advisor must not state
+figures the bank has not put in the knowledge base.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from integrations.knowledge.loading import Passage
 
 
 class Reason(StrEnum):
-    ANSWERED = "answered"
+    ANSWERED = "answered"  # one passage, good enough and clearly ahead of the second
+    ANSWERED_DOMINANT = "answered_dominant"  # one passage, a little less good but far ahead of the second
+    ANSWERED_PAIR = "answered_pair"  # two passages, both good, too close to choose, clearly ahead of the third
     PRICING = "pricing"  # fees, prices, interest or exchange rates: always a colleague's
     EMPTY = "empty"  # nothing to search for (empty, or only stop-words)
     NO_MATCH = "no_match"  # no passage shares a word with the question
@@ -32,15 +40,21 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """`answer` is the passage to answer with, or None: hand the question to a colleague (`reason` says why)."""
+    """`answers` are the passages to answer with (one, or two for a pair), or none: hand the question to a colleague
+    (`reason` says why)."""
 
-    answer: Passage | None
+    answers: tuple[Passage, ...]
     hits: tuple[Hit, ...]  # best first, whatever was decided
     reason: Reason
 
     @property
+    def answer(self) -> Passage | None:
+        """The best passage answered with, or None when the question is handed off."""
+        return self.answers[0] if self.answers else None
+
+    @property
     def handed_off(self) -> bool:
-        return self.answer is None
+        return not self.answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +74,20 @@ class DecisionPolicy:
     weighted by how telling each word is, the passage covers. A question about something the documents never
     mention keeps its unknown words and so scores low.
     `min_margin`: how far the best passage must be ahead of the second, as a share of the best's score (0–1).
+    `pairs`: when the best two are closer than `min_margin`, both reach `min_score`, and the second is ahead of the
+    third by `min_margin` (the pair beats the rest as clearly as a single answer must beat the second), answer with
+    both instead of handing off.
+    `dominant_score`, `dominant_ratio`: a best passage below `min_score` still answers when it reaches
+    `dominant_score` and scores at least `dominant_ratio` times the second (`dominant_score` 1.0: never). A passage
+    with no runner-up at all (the only one sharing a word with the question) is not "far ahead" of anything: it needs
+    `min_score`.
     """
 
     min_score: float = 0.26
     min_margin: float = 0.04
+    pairs: bool = True
+    dominant_score: float = 0.12
+    dominant_ratio: float = 1.6
 
 
 # Fees, prices, interest and exchange rates, in simplified and traditional characters and in English. Matched
@@ -88,18 +112,27 @@ def asks_about_pricing(question: str) -> bool:
 
 
 def decide(ranking: Ranking, policy: DecisionPolicy) -> Decision:
-    """Answer with the best hit, or hand off and say why."""
+    """Answer with the best hit (or the best two), or hand off and say why."""
     hits = ranking.hits
     if ranking.pricing:
-        return Decision(None, hits, Reason.PRICING)
+        return Decision((), hits, Reason.PRICING)
     if ranking.best_possible <= 0:
-        return Decision(None, hits, Reason.EMPTY)
+        return Decision((), hits, Reason.EMPTY)
     if not hits:
-        return Decision(None, hits, Reason.NO_MATCH)
-    best = hits[0].score
-    second = hits[1].score if len(hits) > 1 else 0.0
-    if best / ranking.best_possible < policy.min_score:
-        return Decision(None, hits, Reason.LOW_SCORE)
-    if (best - second) / best < policy.min_margin:
-        return Decision(None, hits, Reason.AMBIGUOUS)
-    return Decision(hits[0].passage, hits, Reason.ANSWERED)
+        return Decision((), hits, Reason.NO_MATCH)
+    best, second, third = (hits[i].score if len(hits) > i else 0.0 for i in range(3))
+    share = best / ranking.best_possible
+    if share < policy.min_score:
+        if second > 0 and share >= policy.dominant_score and best >= policy.dominant_ratio * second:
+            return Decision((hits[0].passage,), hits, Reason.ANSWERED_DOMINANT)
+        return Decision((), hits, Reason.LOW_SCORE)
+    if (best - second) / best >= policy.min_margin:
+        return Decision((hits[0].passage,), hits, Reason.ANSWERED)
+    if (
+        policy.pairs
+        and second > 0
+        and second / ranking.best_possible >= policy.min_score
+        and (second - third) / second >= policy.min_margin
+    ):
+        return Decision((hits[0].passage, hits[1].passage), hits, Reason.ANSWERED_PAIR)
+    return Decision((), hits, Reason.AMBIGUOUS)

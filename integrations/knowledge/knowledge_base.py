@@ -71,7 +71,7 @@ class KnowledgeBase:
         return self._ranked(self._segmenter.terms(question))[:k]
 
     def answer(self, question: str, *, policy: DecisionPolicy | None = None) -> Decision:
-        """Answer with the best passage, or hand off; `Decision.reason` says which and why."""
+        """Answer with the best passage (or the best two), or hand off; `Decision.reason` says which and why."""
         return decide(self.rank(question), policy or self._policy)
 
     def rank(self, question: str) -> Ranking:

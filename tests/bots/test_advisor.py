@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bots.advisor import checked_model_answer, reads_as_question, retrieval_answer
+from bots.advisor import checked_model_answer, pair_answer, reads_as_question, retrieval_answer
 from chatserver.settings import SettingsError
 from integrations.knowledge import Passage
 from integrations.llm_standin import REQUESTS
@@ -26,6 +26,7 @@ PIN_FIRST_SENTENCE = "UKey 的 PIN 连续输错 6 次会被锁定，锁定后无
 PIN_SOURCE = "来源：《证书与密钥》§UKey PIN 码锁定或忘记 (ukey-pin-locked)"
 UNKNOWN_QUESTION = "你们银行能给我们公司贷款吗？"
 FEE_QUESTION = "跨行转账手续费怎么算？"
+PAIR_QUESTION = "证书快过期了怎么续期？"  # the renewal procedure and the expiry error answer it alike
 HAND_OFF_TO_LIU = "这个问题我需要请同事确认，已通知服务专员 @刘婷 跟进。"
 WARM = {"bots": {"advisor": {"config": {"warm_up": True}}}}
 
@@ -105,6 +106,28 @@ async def test_what_it_does_not_know_goes_to_the_service_specialist(server: Runn
         english
         == "I need a colleague to confirm this. I have notified the service specialist @刘婷, who will follow up."
     )
+
+
+async def test_two_close_passages_are_answered_together_each_with_its_source(
+    server: RunningServer, clients: Any
+) -> None:
+    client = await clients(server, "xh.li")
+    specialist = await clients(server, "ss.liu")
+    room_id = await room_id_by_title(client, XINGHE)
+
+    _, answer = await ask(client, room_id, PAIR_QUESTION)
+    assert answer.startswith("可能与以下两点有关：\n\n一、")
+    first, second = answer.removeprefix("可能与以下两点有关：\n\n").split("\n\n二、")
+    second = "二、" + second
+    sources = [
+        re.fullmatch(r"来源：《[^》]+》§[^\n]+ \(([a-z0-9-]+)\)", part.splitlines()[-1]) for part in (first, second)
+    ]
+    assert [m and m.group(1) for m in sources] == ["cert-renewal", "e1004-cert-expired"]
+    for part in (first, second):  # each passage within half of max_answer_chars (500)
+        text = "\n".join(part.splitlines()[1:-1])
+        assert len(text) <= 250 + len("\n……（全文见来源）")
+    await asyncio.sleep(0.2)
+    assert specialist.events("notice") == []  # answered: nobody is asked to follow up
 
 
 async def test_without_a_service_specialist_the_account_manager_follows_up(server: RunningServer, clients: Any) -> None:
@@ -309,3 +332,17 @@ def test_long_passages_are_trimmed_at_a_line_end() -> None:
     body, source = answer.split("\n\n")
     assert len(body) <= 200 + len("\n……（全文见来源）") and body.endswith("。\n……（全文见来源）")
     assert source == "来源：《文档》§标题 (p)"
+
+
+def test_a_pair_answer_gives_each_passage_half_the_room_and_its_own_source() -> None:
+    long = Passage("p", "标题", "d.md", "文档", "\n".join(f"第{n}行：" + "很长的内容。" * 8 for n in range(20)))
+    short = Passage("q", "另一个标题", "d.md", "文档", "短的内容。")
+    answer = pair_answer([long, short], 300)
+    lead, first, second = answer.split("\n\n")
+    assert lead == "可能与以下两点有关："
+    assert first.startswith("一、标题\n") and first.endswith("。\n……（全文见来源）\n来源：《文档》§标题 (p)")
+    assert len(first) <= len("一、标题\n") + 150 + len("\n……（全文见来源）\n来源：《文档》§标题 (p)")
+    assert second == "二、另一个标题\n短的内容。\n来源：《文档》§另一个标题 (q)"
+    english = pair_answer([short, long], 300, english=True)
+    assert english.startswith("This may concern either of the following:\n\n1) 另一个标题\n")
+    assert "\n\n2) 标题\n" in english

@@ -237,16 +237,64 @@ def passage(pid: str) -> Passage:
     return Passage(pid, pid, "x.md", "X", "text")
 
 
+def ranked(*scores: float, best_possible: float = 20.0, pricing: bool = False) -> Ranking:
+    """A ranking of passages a, b, c … with these scores."""
+    hits = tuple(Hit(passage("abc"[i]), score) for i, score in enumerate(scores))
+    return Ranking(hits, best_possible=best_possible, pricing=pricing)
+
+
+POLICY = DecisionPolicy(min_score=0.2, min_margin=0.1, dominant_score=0.1, dominant_ratio=1.6)
+
+
 def test_the_best_passage_must_clearly_beat_the_second():
-    policy = DecisionPolicy(min_score=0.2, min_margin=0.1)
-    close = Ranking((Hit(passage("a"), 10.0), Hit(passage("b"), 9.5)), best_possible=20.0, pricing=False)
-    assert decide(close, policy).reason is Reason.AMBIGUOUS
-    clear = Ranking((Hit(passage("a"), 10.0), Hit(passage("b"), 8.0)), best_possible=20.0, pricing=False)
-    assert decide(clear, policy).answer == passage("a")
-    weak = Ranking((Hit(passage("a"), 3.0),), best_possible=20.0, pricing=False)
-    assert decide(weak, policy).reason is Reason.LOW_SCORE
-    alone = Ranking((Hit(passage("a"), 5.0),), best_possible=20.0, pricing=False)
-    assert decide(alone, policy).reason is Reason.ANSWERED
+    singles = DecisionPolicy(min_score=0.2, min_margin=0.1, pairs=False, dominant_score=1.0)
+    assert decide(ranked(10.0, 9.5), singles).reason is Reason.AMBIGUOUS
+    clear = decide(ranked(10.0, 8.0), singles)
+    assert clear.reason is Reason.ANSWERED and clear.answers == (passage("a"),) and clear.answer == passage("a")
+    assert decide(ranked(3.0), singles).reason is Reason.LOW_SCORE
+    assert decide(ranked(5.0), singles).reason is Reason.ANSWERED
+
+
+def test_a_best_passage_far_ahead_of_the_second_answers_at_a_lower_score():
+    dominant = decide(ranked(3.0, 1.5), POLICY)  # 15 % of the best possible, twice the second
+    assert dominant.reason is Reason.ANSWERED_DOMINANT and dominant.answers == (passage("a"),)
+    assert decide(ranked(3.0, 2.0), POLICY).reason is Reason.LOW_SCORE  # only 1.5 × the second
+    assert decide(ranked(1.8, 0.5), POLICY).reason is Reason.LOW_SCORE  # far ahead, but 9 %: too weak
+    assert decide(ranked(3.0), POLICY).reason is Reason.LOW_SCORE  # no runner-up to be ahead of: needs min_score
+
+
+def test_two_close_strong_passages_are_answered_together():
+    pair = decide(ranked(10.0, 9.5, 5.0), POLICY)
+    assert pair.reason is Reason.ANSWERED_PAIR and not pair.handed_off
+    assert pair.answers == (passage("a"), passage("b")) and pair.answer == passage("a")
+    assert decide(ranked(10.0, 9.5), POLICY).reason is Reason.ANSWERED_PAIR  # no third at all
+
+
+def test_a_pair_is_still_ambiguous_when_a_third_is_close_or_the_two_are_weak():
+    assert decide(ranked(10.0, 9.5, 9.0), POLICY).reason is Reason.AMBIGUOUS  # a third within the margin
+    assert decide(ranked(4.2, 3.9, 1.0), POLICY).reason is Reason.AMBIGUOUS  # the second under min_score (19.5 %)
+    assert decide(ranked(3.8, 3.6, 1.0), POLICY).reason is Reason.LOW_SCORE  # both under min_score
+    no_pairs = DecisionPolicy(min_score=0.2, min_margin=0.1, pairs=False)
+    assert decide(ranked(10.0, 9.5, 5.0), no_pairs).reason is Reason.AMBIGUOUS
+
+
+@pytest.mark.parametrize("scores", [(10.0, 5.0), (10.0, 9.5, 5.0), (3.0, 1.5), (10.0,)])
+def test_pricing_is_handed_off_whatever_rule_would_answer(scores):
+    decision = decide(ranked(*scores, pricing=True), POLICY)
+    assert decision.handed_off and decision.answers == () and decision.reason is Reason.PRICING
+
+
+def test_routine_questions_matching_two_passages_get_both(kb):
+    decision = kb.answer("证书快过期了怎么续期？")
+    assert decision.reason is Reason.ANSWERED_PAIR
+    assert [p.id for p in decision.answers] == ["cert-renewal", "e1004-cert-expired"]
+    assert kb.answer("测试环境怎么申请接入？").reason is Reason.ANSWERED_PAIR
+
+
+def test_before_go_live_is_not_cut_into_a_preface(kb):
+    # jieba's 前要 (a preface) would swallow 上线前要…, and as a word no passage has, make the question look off-topic.
+    assert kb.terms("上线前要检查哪些事项？") == ["上线", "检查", "哪些", "事项"]
+    assert kb.answer("上线前要检查哪些事项？").answer == kb.passage("golive-checklist")
 
 
 def test_answering_is_fast(kb):
