@@ -206,6 +206,8 @@ class AdvisorBot(Bot):
             if not await _still_open(message, question, room, members, ctx):
                 return
         if decision.answer is None:
+            if room.kind == "project" and not mentioned and decision.reason in (Reason.EMPTY, Reason.NO_MATCH):
+                return  # "？", "是吗？", "明天几点开会？": nothing for the knowledge base; the room's staff see it
             await self._hand_off(message, question, decision, room, members, _experts(members), ctx)
         else:
             await ctx.reply(written or _retrieval_reply(decision, question, config.max_answer_chars))
@@ -285,7 +287,8 @@ async def _still_open(
     member has posted since, and (an expert room) no expert has taken the session."""
     if room.kind == "expert" and _experts(members):
         return False
-    if any(f"@{m.person.name}" in question for m in members if m.person.kind != "bot"):
+    addressed = unicodedata.normalize("NFKC", question)  # a full-width ＠ addresses a person as well
+    if any(f"@{m.person.name}" in addressed for m in members if m.person.kind != "bot"):
         return False
     return not any(m.sender.kind == "staff" for m in await ctx.history(after_seq=message.seq, limit=50))
 

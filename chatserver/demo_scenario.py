@@ -255,6 +255,11 @@ async def play(settings: ScenarioSettings, say: Callable[[str], None] = print) -
             specialist_id = next(m["user"]["id"] for m in members if m["role"] == "service_specialist")
             login = {"username": settings.staff_username, "password": settings.staff_password}
             async with http.post("/api/auth/login", json=login) as r:
+                if r.status != 200:
+                    raise ScenarioFailed(
+                        f"step 7: signing in as {settings.staff_username} failed ({r.status}); "
+                        "pass the specialist's credentials with --staff-username and --staff-password"
+                    )
                 signed_in = await _json(r)
             if signed_in["user"]["id"] != specialist_id:
                 raise ScenarioFailed(

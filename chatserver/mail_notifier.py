@@ -183,6 +183,9 @@ class MailNotifier:
                 sender_external=item.sender.kind == "client",
                 text=item.message.text,
                 created_at=item.message.created_at,
+                internal=item.message.internal,
+                quoted_text=item.quoted.text if item.quoted is not None else None,
+                quoted_sender=item.quoted_sender.name if item.quoted_sender is not None else None,
             )
             for item in digest.items
         ]

@@ -28,6 +28,10 @@ class MentionedMessage:
     message: Message
     room: Room
     sender: User
+    # What the message replies to, when the recipient may read it: a hand-off ("已通知服务专员 @刘婷 跟进") means
+    # little without the question it answers.
+    quoted: Message | None = None
+    quoted_sender: User | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,4 +138,12 @@ async def _still_relevant(services: Services, user: User | None, record: Mention
     sender = await store.get_user(message.sender_id)
     if room is None or sender is None:
         return None
-    return MentionedMessage(message=message, room=room, sender=sender)
+    quoted = await store.get_message(message.reply_to) if message.reply_to else None
+    if quoted is not None and (
+        quoted.deleted or quoted.room_id != message.room_id or (quoted.internal and user.kind == "client")
+    ):
+        quoted = None
+    quoted_sender = await store.get_user(quoted.sender_id) if quoted is not None else None
+    if quoted_sender is None:
+        quoted = None
+    return MentionedMessage(message=message, room=room, sender=sender, quoted=quoted, quoted_sender=quoted_sender)

@@ -98,6 +98,8 @@ _PRICING = re.compile(
             r"[费費]",  # 手续费 服务费 年费 工本费 费用 费率 收费 免费 …
             r"利率|利息|息率|汇率|匯率|收益率|年化",
             r"价格|價格|价钱|價錢|报价|報價|定价|定價|多少钱|多少錢|几块钱|幾塊錢|优惠|優惠|折扣",
+            # paying in other words: 交钱 要钱 花钱 付费 收钱; "expensive?" (贵 alone is also the polite 贵公司)
+            r"[交要花收付][钱錢]|付[费費]|[贵貴]不[贵貴]|[贵貴][吗嗎]|多[贵貴]|太[贵貴]|很[贵貴]|便宜",
             r"\b(?:fees?|pric(?:e|es|ed|ing)|costs?|charged|tariffs?|commissions?)\b",
             r"(?<!in )\bcharges?\b",  # not "who is in charge"
             r"\b(?:interest|exchange\s+rates?|fx\s+rates?|how\s+much)\b",

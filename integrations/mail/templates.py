@@ -26,6 +26,9 @@ class MentionItem:
     sender_external: bool
     text: str
     created_at: datetime
+    internal: bool = False  # an internal note (only staff are ever emailed about one)
+    quoted_text: str | None = None  # the message it replies to, if the recipient may read it
+    quoted_sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +74,27 @@ def mention_digest(to_name: str, items: list[MentionItem]) -> Rendered:
     for item in items:
         body = _excerpt(item.text)
         quoted = "\n".join(f"    {line}" for line in body.splitlines())
+        note = "  【内部备注，客户不可见】\n" if item.internal else ""
+        replied = ""
+        replied_html = ""
+        if item.quoted_text is not None:
+            first = _excerpt(item.quoted_text).splitlines() or [""]
+            replied = f"    回复 {item.quoted_sender}：{first[0]}{'…' if len(first) > 1 else ''}\n"
+            replied_html = (
+                f'<div style="color:#6b7280">回复 {escape(item.quoted_sender or "")}：'
+                f"{escape(first[0])}{'…' if len(first) > 1 else ''}</div>"
+            )
         text_parts.append(
-            f"「{item.room_title}」\n  {_who(item)}  {beijing_time(item.created_at)}\n{quoted}\n  打开：{item.link}"
+            f"「{item.room_title}」\n  {_who(item)}  {beijing_time(item.created_at)}\n{note}{replied}{quoted}\n"
+            f"  打开：{item.link}"
         )
         html_parts.append(
             '<div style="margin:12px 0;padding:8px 12px;border-left:3px solid #2563eb;background:#f3f4f6">'
             f"<div><strong>「{escape(item.room_title)}」</strong></div>"
             f'<div style="color:#4b5563">{escape(_who(item))} · {escape(beijing_time(item.created_at))}</div>'
-            f"<div>{_html_text(body)}</div>"
+            + ('<div style="color:#b45309">内部备注，客户不可见</div>' if item.internal else "")
+            + replied_html
+            + f"<div>{_html_text(body)}</div>"
             f'<div><a href="{escape(item.link, quote=True)}">在云顾问中打开</a></div></div>'
         )
     text_parts.append("已读的消息不会再发邮件提醒。\n" + _FOOTER)

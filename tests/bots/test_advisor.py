@@ -148,6 +148,9 @@ async def test_staff_chatter_is_left_alone_and_a_mention_is_answered(server: Run
 
     await send(staff, room_id, PIN_QUESTION)  # a staff member's question, not addressed to the advisor
     await send(client, room_id, f"@刘婷 {PIN_QUESTION}")  # a client's question addressed to someone else
+    await send(client, room_id, f"＠刘婷 {PIN_QUESTION}")  # with a full-width ＠ too
+    await send(client, room_id, "？？？")  # questions with nothing to look up, or nothing the documents cover:
+    await send(client, room_id, "好的，明天几点开会？")  # no answer and no hand-off, staff are in the room anyway
     mention = await send(staff, room_id, f"@{ADVISOR} {PIN_QUESTION}")
     answer = await staff.wait_for("message", advisor_reply_to(mention), timeout=10)
     assert answer["text"].startswith(PIN_FIRST_SENTENCE) and answer["text"].endswith(PIN_SOURCE)

@@ -204,6 +204,10 @@ def test_search_returns_at_most_k_hits_and_only_passages_that_share_a_word(kb):
         "What are the fees for the API?",
         "How much does the treasury system cost?",
         "ＵＫｅｙ补办费用",
+        "开通银企直连需要交钱吗？",  # paying, in other words
+        "银企直连贵不贵？",
+        "用你们的司库要花钱吗",
+        "Is it expensive? 贵吗",
     ],
 )
 def test_questions_about_fees_prices_and_rates_are_always_handed_off(kb, question):
@@ -213,7 +217,13 @@ def test_questions_about_fees_prices_and_rates_are_always_handed_off(kb, questio
 
 
 def test_the_pricing_rule_does_not_catch_ordinary_questions():
-    ordinary = ("What is the rate limit per second?", "证书怎么更新", "每秒最多调用多少次", "who is in charge here")
+    ordinary = (
+        "What is the rate limit per second?",
+        "证书怎么更新",
+        "每秒最多调用多少次",
+        "who is in charge here",
+        "贵公司的测试环境怎么申请？",  # 贵公司: "your company", politely
+    )
     for question in ordinary:
         assert not asks_about_pricing(question), question
 
