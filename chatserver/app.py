@@ -70,6 +70,7 @@ def build_mailer(settings: Settings) -> Mailer:
             username=settings.mail_smtp_username,
             password=settings.mail_smtp_password,
             timeout=settings.mail_smtp_timeout_seconds,
+            ca_file=str(settings.mail_smtp_ca_file) if settings.mail_smtp_ca_file else None,
         )
     else:
         transport = OutboxTransport(settings.resolved_outbox_dir)

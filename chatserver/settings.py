@@ -125,6 +125,7 @@ class Settings(BaseModel):
     mail_smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     mail_smtp_username: str | None = None
     mail_smtp_password: str | None = None
+    mail_smtp_ca_file: Path | None = None  # a CA bundle (PEM) to check the SMTP server's certificate against
     mail_smtp_timeout_seconds: float = Field(30.0, gt=0, le=600)
     mail_mention_delay_seconds: float = Field(120.0, ge=0, le=24 * 3600)  # wait this long, then one email per person
     mail_retry_seconds: float = Field(60.0, gt=0, le=24 * 3600)  # after a failed send
@@ -216,6 +217,13 @@ class Settings(BaseModel):
         if any(char.isspace() for char in value):
             raise ValueError("must not contain spaces or line breaks")
         return value.rstrip("/")
+
+    @field_validator("mail_smtp_ca_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
 
     @field_validator("mail_from")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -44,6 +45,10 @@ class LocalSmtp:
     received: list[Received] = field(default_factory=list)
     refuse: int = 0  # refuse this many messages (451) before accepting again
     credentials: tuple[str, str] | None = None  # (username, password) the server accepts, when set
+    # TLS: "starttls" (plain connection, STARTTLS required before anything else) or "tls" (TLS from the first byte),
+    # with this context holding the server's certificate.
+    tls: str | None = None
+    tls_context: ssl.SSLContext | None = None
     _server: asyncio.Server | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -56,10 +61,13 @@ class LocalSmtp:
                 hostname="smtp.test",
                 loop=loop,
                 authenticator=self._authenticate if self.credentials else None,
-                auth_require_tls=False,
+                auth_require_tls=self.tls == "starttls",  # implicit TLS: aiosmtpd cannot tell, but it is
+                tls_context=self.tls_context if self.tls == "starttls" else None,
+                require_starttls=self.tls == "starttls",
             )
 
-        self._server = await loop.create_server(factory, self.host, 0)
+        implicit = self.tls_context if self.tls == "tls" else None
+        self._server = await loop.create_server(factory, self.host, 0, ssl=implicit)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -69,6 +69,7 @@ def test_show_config_hides_a_password_inside_a_url():
         ({"CHAT_MAIL_SMTP_SECURITY": "ssl3"}, "mail_smtp_security"),
         ({"CHAT_MAIL_MENTION_DELAY_SECONDS": "-1"}, "mail_mention_delay_seconds"),
         ({"CHAT_INVITATION_TTL_HOURS": "0"}, "invitation_ttl_hours"),
+        ({"CHAT_MAIL_SMTP_CA_FILE": "/nonexistent/bank-ca.pem"}, "mail_smtp_ca_file"),
     ],
 )
 def test_bad_mail_settings_are_refused_naming_the_setting(env, named):

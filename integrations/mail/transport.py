@@ -63,8 +63,10 @@ class SmtpTransport:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
+        ca_file: str | None = None,
     ) -> None:
         self.host = host
+        self.ca_file = ca_file  # trust this CA bundle for the server's certificate (a bank's own CA), not the system's
         self.port = port
         self.security = security
         self.username = username or None
@@ -82,4 +84,5 @@ class SmtpTransport:
             use_tls=self.security == "tls",
             start_tls=self.security == "starttls",
             timeout=self.timeout,
+            cert_bundle=self.ca_file,  # certificates are always checked: against this bundle, or the system's CAs
         )

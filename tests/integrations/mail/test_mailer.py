@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ssl
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
 import pytest
+import trustme
 
 from integrations.mail import HeaderInjection, Mailer, MentionItem, OutboxTransport, SmtpTransport, compose
 from tests.smtp import LocalSmtp
@@ -192,3 +194,51 @@ async def test_the_outbox_writes_one_whole_eml_file_per_email(tmp_path: Path) ->
     assert first["X-Cloud-Advisor-Kind"] == "mention-digest"
     body = first.get_body(preferencelist=("plain",))
     assert body is not None and "测试环境的证书已经发出" in body.get_content()
+
+
+@pytest.fixture
+def certificate_authority(tmp_path: Path) -> tuple[trustme.CA, str]:
+    """A CA of the tests' own (trustme) and its certificate as a PEM file, as a bank's own CA would be."""
+    ca = trustme.CA()
+    path = tmp_path / "bank-ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return ca, str(path)
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_tls_relays_get_the_email_with_the_login_encrypted(
+    certificate_authority: tuple[trustme.CA, str], security: str
+) -> None:
+    ca, ca_file = certificate_authority
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    relay = await LocalSmtp(tls=security, tls_context=context, credentials=("mailer", "s3cret-pass")).start()
+    try:
+        transport = SmtpTransport(
+            relay.host, relay.port, security=security, username="mailer", password="s3cret-pass", ca_file=ca_file
+        )  # type: ignore[arg-type]
+        mailer = Mailer(transport, from_name="云顾问", from_addr="noreply@cloud-advisor.example")
+        await mailer.send_mention_digest(to_name="乔一帆", to_addr="q@example.com", items=[item()])
+        [got] = await relay.wait_for(1)
+        assert got.login == "mailer" and got.subject.startswith("【云顾问】王晓明")
+    finally:
+        await relay.stop()
+
+
+async def test_a_relay_whose_certificate_is_not_trusted_gets_nothing(
+    certificate_authority: tuple[trustme.CA, str],
+) -> None:
+    ca, _ = certificate_authority
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    relay = await LocalSmtp(tls="starttls", tls_context=context, credentials=("mailer", "s3cret-pass")).start()
+    try:  # no ca_file: the system's CAs, which never signed this certificate
+        transport = SmtpTransport(
+            relay.host, relay.port, security="starttls", username="mailer", password="s3cret-pass"
+        )
+        mailer = Mailer(transport, from_name="云顾问", from_addr="noreply@cloud-advisor.example")
+        with pytest.raises((aiosmtplib.SMTPException, ssl.SSLError)):
+            await mailer.send_mention_digest(to_name="乔一帆", to_addr="q@example.com", items=[item()])
+        assert relay.received == []
+    finally:
+        await relay.stop()
