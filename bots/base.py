@@ -92,6 +92,7 @@ class FiledTicket:
     status: str  # open | in_progress | resolved | closed
     link: str  # where the web client shows the source message (relative to the server's address)
     created: bool
+    internal: bool = False  # staff only: never name it in an answer everyone in the room sees
 
 
 class ActionRefused(Exception):
@@ -164,8 +165,10 @@ class BotContext(Protocol):
 
     async def file_ticket(self, title: str, description: str, source_message_id: str) -> FiledTicket:
         """While handling a command: file a ticket about a message of this room, as the person who sent the command
-        (they are its reporter, and their rights apply). Idempotent per source message. A ticket filed from an
-        internal note's thread is internal. Raises ActionRefused (e.g. `ticketing_unavailable`, `not_found`)."""
+        (they are its reporter, and their rights apply). Idempotent per source message and visibility: a ticket
+        filed from an internal note's thread (or about an internal note) is internal, and an internal ticket about a
+        message never stands in for a public one. Raises ActionRefused (e.g. `ticketing_unavailable`,
+        `not_found`)."""
         ...
 
 

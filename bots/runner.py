@@ -243,7 +243,7 @@ class _Context:
             )
         except ChatError as exc:
             raise ActionRefused(exc.code, exc.message) from None
-        return FiledTicket(ticket.number, ticket.title, ticket.status, ticket.link, created)
+        return FiledTicket(ticket.number, ticket.title, ticket.status, ticket.link, created, ticket.internal)
 
     async def _incoming(self, found: list[Message]) -> list[IncomingMessage]:
         senders = await self._runner.services.store.get_users(list({m.sender_id for m in found}))

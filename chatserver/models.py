@@ -264,15 +264,28 @@ TICKET_MOVES: dict[str, frozenset[str]] = {
     "resolved": frozenset({"in_progress", "closed"}),
     "closed": frozenset({"open"}),
 }
+MAX_TICKET_TITLE_CHARS = 200
 TICKET_STATUS_NAMES = {"open": "待处理", "in_progress": "处理中", "resolved": "已解决", "closed": "已关闭"}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSync:
+    """What the server knows of a ticket in the outside system (HTTP mode), to tell its echoes from news:
+    `external_version`, the newest version of the ticket the outside system has reported (the `version` of its
+    webhooks and answers), and `pushed`, the statuses the server sent it whose webhook has not come back yet (for
+    outside systems that send no version)."""
+
+    external_version: int | None = None
+    pushed: tuple[TicketStatus, ...] = ()
 
 
 @dataclass(slots=True)
 class Ticket:
     """A ticket filed from a room. `number` is sequential per server; `source_message_id` (the message the ticket
-    is about: the quoted one, or the command itself) is unique, which makes filing idempotent. `change_seq` counts
-    the status changes (the history's seqs are 1..change_seq). `internal`: filed from an internal note, or about
-    one: staff only. `external_key`: the outside system's key (HTTP mode); None in built-in mode."""
+    is about: the quoted one, or the command itself) is unique per visibility (`internal`), which makes filing
+    idempotent. `change_seq` counts the status changes (the history's seqs are 1..change_seq). `internal`: filed
+    from an internal note, or about one: staff only. `external_key`: the outside system's key (HTTP mode); None in
+    built-in mode. `external_version`, `pushed`: see TicketSync."""
 
     id: str
     number: int
@@ -289,6 +302,12 @@ class Ticket:
     status: TicketStatus = "open"
     external_key: str | None = None
     change_seq: int = 0
+    external_version: int | None = None
+    pushed: tuple[TicketStatus, ...] = ()
+
+    @property
+    def sync(self) -> TicketSync:
+        return TicketSync(self.external_version, self.pushed)
 
     @property
     def link(self) -> str:

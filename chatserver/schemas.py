@@ -255,6 +255,9 @@ class TicketWebhook(Payload):
     # replayed against another ticket.
     key: ExternalId  # the ticket's key in the outside system
     status: TicketStatusName
+    # The ticket's version in the outside system after this change (optional): a later version is news, an
+    # earlier or equal one is stale (a late echo of a change the server made, or a delivery overtaken by another).
+    version: Seq | None = None
 
 
 UpdateUser.model_rebuild()

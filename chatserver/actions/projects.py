@@ -85,11 +85,12 @@ async def register_project(services: Services, payload: PlatformProject, *, deli
 async def change_stage(services: Services, external_id: str, stage: Stage, *, delivery_id: str) -> tuple[Project, bool]:
     """Move a project one step along presales → implementation → aftersales → closed. Returns (project, moved).
 
-    A repeated delivery id, or a move to the stage the project is already in, changes nothing."""
+    A repeated delivery id, or a move to the stage the project is already in, changes nothing. The delivery id is
+    claimed whatever comes of it (404 and refused moves too), so no delivery applies on a later replay."""
+    seen = await services.store.claim_delivery(_PLATFORM, delivery_id, f"stage:{external_id}:{stage}", utcnow())
     project = await services.store.get_project_by_external_id(external_id)
     if project is None:
         raise NotFound("project not found")
-    seen = await services.store.claim_delivery(_PLATFORM, delivery_id, f"stage:{external_id}:{stage}", utcnow())
     if seen is not None or project.stage == stage:
         return project, False
     if NEXT_STAGE.get(project.stage) != stage:

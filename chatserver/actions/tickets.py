@@ -19,7 +19,17 @@ from integrations.ticketing import TicketDraft, TicketingError
 
 from ..errors import Forbidden, InvalidPayload, InvalidStatusChange, NotFound, TextTooLong, TicketingUnavailable
 from ..events import TicketChanged
-from ..models import TICKET_MOVES, TICKET_STATUS_NAMES, Ticket, TicketStatus, User, new_id, utcnow
+from ..models import (
+    MAX_TICKET_TITLE_CHARS,
+    TICKET_MOVES,
+    TICKET_STATUS_NAMES,
+    Ticket,
+    TicketStatus,
+    TicketSync,
+    User,
+    new_id,
+    utcnow,
+)
 from ..services import Services
 from ..storage import DuplicateKey
 from ..text import has_visible, unsafe_character
@@ -27,8 +37,9 @@ from . import audit
 from ._checks import MESSAGE_NOT_FOUND, can_see, check_text, require_member, require_writable
 
 TICKET_NOT_FOUND = "ticket not found"
-MAX_TITLE_CHARS = 200
+MAX_TITLE_CHARS = MAX_TICKET_TITLE_CHARS
 _WEBHOOK = "ticketing"  # the delivery-id namespace of the ticket system's webhooks
+_MAX_PUSHED = 16  # statuses sent to the outside system awaiting their echo (older ones are forgotten)
 
 
 def _clean_title(title: str) -> str:
@@ -56,10 +67,13 @@ async def file_ticket(
 ) -> tuple[Ticket, bool]:
     """File a ticket about a message of the room. Returns (ticket, created).
 
-    Idempotent per source message: filing again about the same message (a retried command, `/ticket` again in
-    reply to it) returns the ticket there is. In HTTP mode the outside system gets an idempotency key naming the
-    source message, so a retry after a failure or a time-out never makes a second ticket there either; a filing
-    the outside system refused leaves nothing behind (`ticketing_unavailable`)."""
+    Idempotent per source message and visibility: filing again about the same message (a retried command,
+    `/ticket` again in reply to it) returns the ticket there is of the same visibility. An internal ticket about a
+    public message never answers a public filing (that would show staff's ticket to the client, and leave the
+    client without one): a public filing makes its own ticket. In HTTP mode the outside system gets an idempotency
+    key naming the source message (and `:internal` for internal tickets), so a retry after a failure or a time-out
+    never makes a second ticket there either; a filing the outside system refused leaves nothing behind
+    (`ticketing_unavailable`)."""
     store = services.store
     room, _ = await require_member(services, reporter, room_id)
     command = await store.get_message(command_message_id)
@@ -95,7 +109,7 @@ async def file_ticket(
         return ticket, False
     if system.mode != "builtin":  # (again, if an earlier attempt did not get as far as the key)
         draft = TicketDraft(
-            idempotency_key=f"chat-ticket:{ticket.source_message_id}",
+            idempotency_key=_idempotency_key(ticket),
             number=ticket.number,
             title=ticket.title,
             description=ticket.description,
@@ -140,6 +154,11 @@ async def file_ticket(
     return ticket, created
 
 
+def _idempotency_key(ticket: Ticket) -> str:
+    """Names the filing in the outside system: the source message, and the visibility (one ticket of each)."""
+    return f"chat-ticket:{ticket.source_message_id}" + (":internal" if ticket.internal else "")
+
+
 async def _readable(services: Services, user: User, number: int) -> Ticket:
     """The ticket if the user may read it; NotFound alike for no such ticket and one they may not see."""
     ticket = await services.store.get_ticket(number)
@@ -168,19 +187,59 @@ async def change_ticket_status(
     room = await services.store.get_room(ticket.room_id)
     if room is not None:
         require_writable(room)
-    return await _change(services, ticket.number, status, actor_id=actor.id, source="web", delivery_id=None)
+    return await _change(services, ticket.number, status, actor_id=actor.id, source="web")
 
 
 async def apply_ticket_webhook(
-    services: Services, external_key: str, status: TicketStatus, *, delivery_id: str
+    services: Services,
+    external_key: str,
+    status: TicketStatus,
+    *,
+    delivery_id: str,
+    version: int | None = None,
 ) -> tuple[Ticket, bool]:
     """The outside ticket system reports a status change (signed webhook). Returns (ticket, changed).
 
-    A delivery id seen before, or the status the ticket has already, changes nothing."""
-    ticket = await services.store.get_ticket_by_external_key(external_key)
-    if ticket is None:
-        raise NotFound(TICKET_NOT_FOUND)
-    return await _change(services, ticket.number, status, actor_id=None, source="webhook", delivery_id=delivery_id)
+    Its delivery id is claimed first, whatever comes of the delivery (applied, nothing to do, refused): it has
+    been seen, and a delivery id seen before changes nothing — so a delivery that changed nothing or was refused
+    cannot be replayed later, when it would apply. (Unauthenticated or malformed deliveries never get here, and
+    claim nothing.) Then nothing changes for a stale `version` (not newer than one the outside system reported),
+    for the echo of a change the server sent it (see `_webhook_news`), or for the status the ticket has already.
+    The room may be read-only (a closed project): the outside system is the system of record, so the change is
+    stored and published all the same (the ticket bot posts nothing in a read-only room)."""
+    store = services.store
+    async with services.ticket_lock:
+        seen = await store.claim_delivery(_WEBHOOK, delivery_id, f"{external_key}:{status}:{version}", utcnow())
+        ticket = await store.get_ticket_by_external_key(external_key)
+        if ticket is None:
+            raise NotFound(TICKET_NOT_FOUND)
+        if seen is not None:
+            return ticket, False
+        news, sync = _webhook_news(ticket, status, version)
+        if not news:
+            if sync != ticket.sync:
+                await store.set_ticket_sync(ticket.id, sync)
+            return ticket, False
+        return await _apply(services, ticket, status, actor_id=None, source="webhook", sync=sync)
+
+
+def _webhook_news(ticket: Ticket, status: TicketStatus, version: int | None) -> tuple[bool, TicketSync]:
+    """Whether a webhook's status is news to apply, and what the server knows of the outside system after it.
+
+    - With a `version`: one not newer than the newest the server knows (from webhooks, or the outside system's
+      answers to the server's own changes) is stale: a late echo of the server's change, or a delivery overtaken
+      by a later one. Nothing to apply.
+    - The status of a change the server sent whose echo has not come yet (`pushed`) is that echo: it is taken off
+      the list and not applied. (Echoes may come in any order: each takes off its own status only.)
+    - Anything else is news."""
+    known = ticket.external_version
+    if version is not None and known is not None and version <= known:
+        return False, ticket.sync
+    newest = version if version is not None else known
+    if status in ticket.pushed:
+        at = ticket.pushed.index(status)
+        return False, TicketSync(newest, ticket.pushed[:at] + ticket.pushed[at + 1 :])
+    return True, TicketSync(newest, ticket.pushed)
 
 
 async def _change(
@@ -190,59 +249,83 @@ async def _change(
     *,
     actor_id: str | None,
     source: str,
-    delivery_id: str | None,
 ) -> tuple[Ticket, bool]:
-    store = services.store
     async with services.ticket_lock:
-        ticket = await store.get_ticket(number)
+        ticket = await services.store.get_ticket(number)
         if ticket is None:
             raise NotFound(TICKET_NOT_FOUND)
-        if status == ticket.status:
-            return ticket, False
-        if status not in TICKET_MOVES[ticket.status]:
-            await audit.record(
-                services,
-                "ticket_status_changed",
-                actor_id=actor_id,
-                outcome="failure",
-                room_id=ticket.room_id,
-                target_id=ticket.id,
-                number=ticket.number,
-                status_from=ticket.status,
-                status_to=status,
-                source=source,
-            )
-            raise InvalidStatusChange(
-                f"a ticket that is {ticket.status} ({TICKET_STATUS_NAMES[ticket.status]}) cannot become {status}"
-            )
-        if delivery_id is not None:
-            seen = await store.claim_delivery(_WEBHOOK, delivery_id, f"{ticket.number}:{status}", utcnow())
-            if seen is not None:
-                return ticket, False
-        if source != "webhook":
-            try:
-                await services.ticket_system.update_status(ticket.external_key, status)
-            except TicketingError as exc:
-                raise TicketingUnavailable(f"the ticket system did not take the change: {exc}") from None
-        changed = await store.change_ticket_status(
-            ticket.id, expected_status=ticket.status, status=status, actor_id=actor_id, source=source, at=utcnow()
-        )
-        if changed is None:  # cannot happen under the lock within one process; another process moved it
-            raise InvalidStatusChange("the ticket's status changed meanwhile; retry")
-        updated, change = changed
+        return await _apply(services, ticket, status, actor_id=actor_id, source=source, sync=None)
+
+
+async def _apply(
+    services: Services,
+    ticket: Ticket,
+    status: TicketStatus,
+    *,
+    actor_id: str | None,
+    source: str,
+    sync: TicketSync | None,
+) -> tuple[Ticket, bool]:
+    """Move the ticket (under `services.ticket_lock`). A change made here (`source` web) goes to the outside
+    system first (HTTP mode), and is remembered so that its echo is not taken for news; a webhook's `sync` is
+    stored with the change, or alone if nothing changes."""
+    store = services.store
+    if status == ticket.status:
+        if sync is not None and sync != ticket.sync:
+            await store.set_ticket_sync(ticket.id, sync)
+        return ticket, False
+    if status not in TICKET_MOVES[ticket.status]:
         await audit.record(
             services,
             "ticket_status_changed",
             actor_id=actor_id,
-            room_id=updated.room_id,
-            target_id=updated.id,
-            number=updated.number,
-            status_from=change.status_from,
-            status_to=change.status_to,
+            outcome="failure",
+            room_id=ticket.room_id,
+            target_id=ticket.id,
+            number=ticket.number,
+            status_from=ticket.status,
+            status_to=status,
             source=source,
-            seq=change.seq,
         )
-        await services.bus.publish(TicketChanged(ticket=updated, change=change))
+        raise InvalidStatusChange(
+            f"a ticket that is {ticket.status} ({TICKET_STATUS_NAMES[ticket.status]}) cannot become {status}"
+        )
+    system = services.ticket_system
+    if source != "webhook" and system.mode != "builtin":
+        try:
+            version = await system.update_status(ticket.external_key, status)
+        except TicketingError as exc:
+            raise TicketingUnavailable(f"the ticket system did not take the change: {exc}") from None
+        known = ticket.external_version
+        if version is not None:  # its echo will carry this version (or none newer): stale
+            sync = TicketSync(version if known is None else max(known, version), ticket.pushed)
+        else:  # its echo will carry this status
+            sync = TicketSync(known, (*ticket.pushed, status)[-_MAX_PUSHED:])
+    changed = await store.change_ticket_status(
+        ticket.id,
+        expected_status=ticket.status,
+        status=status,
+        actor_id=actor_id,
+        source=source,
+        at=utcnow(),
+        sync=sync,
+    )
+    if changed is None:  # cannot happen under the lock within one process; another process moved it
+        raise InvalidStatusChange("the ticket's status changed meanwhile; retry")
+    updated, change = changed
+    await audit.record(
+        services,
+        "ticket_status_changed",
+        actor_id=actor_id,
+        room_id=updated.room_id,
+        target_id=updated.id,
+        number=updated.number,
+        status_from=change.status_from,
+        status_to=change.status_to,
+        source=source,
+        seq=change.seq,
+    )
+    await services.bus.publish(TicketChanged(ticket=updated, change=change))
     return updated, True
 
 

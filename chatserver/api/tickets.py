@@ -51,6 +51,7 @@ async def ticket_webhook(request: web.Request) -> web.Response:
         p.key,
         p.status,  # type: ignore[arg-type]
         delivery_id=delivery_id,
+        version=p.version,
     )
     return web.json_response({"ok": True, "changed": changed, "number": ticket.number, "status": ticket.status})
 

@@ -34,6 +34,7 @@ from ..models import (
     Ticket,
     TicketChange,
     TicketStatus,
+    TicketSync,
     User,
 )
 
@@ -358,7 +359,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
         """Store a ticket under the next number (the given `number` is ignored), atomically. Idempotent on
-        `source_message_id`: if a ticket exists for that message, returns it and False, and stores nothing."""
+        (`source_message_id`, `internal`): if a ticket of that visibility exists for that message, returns it and
+        False, and stores nothing. (An internal ticket about a message never stands in for a public one.)"""
 
     @abc.abstractmethod
     async def discard_ticket(self, ticket_id: str) -> bool:
@@ -389,9 +391,15 @@ class Store(abc.ABC):
         actor_id: str | None,
         source: str,
         at: datetime,
+        sync: TicketSync | None = None,
     ) -> tuple[Ticket, TicketChange] | None:
         """Compare-and-set: only if the ticket's status is `expected_status`, set `status`, count the change
-        (`change_seq` + 1) and record it in the ticket's history, in one transaction. None if nothing matched."""
+        (`change_seq` + 1) and record it in the ticket's history, in one transaction. None if nothing matched.
+        `sync`, if given, is stored with the change (`external_version`, `pushed`)."""
+
+    @abc.abstractmethod
+    async def set_ticket_sync(self, ticket_id: str, sync: TicketSync) -> None:
+        """Store what the server knows of the outside system's view (`external_version`, `pushed`)."""
 
     @abc.abstractmethod
     async def list_ticket_changes(self, ticket_id: str) -> list[TicketChange]:

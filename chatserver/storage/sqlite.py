@@ -33,6 +33,7 @@ from ..models import (
     Ticket,
     TicketChange,
     TicketStatus,
+    TicketSync,
     User,
 )
 from .base import BotStateFull, DuplicateKey, Revision, Store
@@ -215,6 +216,53 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (ticket_id, seq)
     );
     """,
+    # 6: one ticket per source message *and visibility* (an internal ticket about a public message must not stand
+    # in for the public one); the outside system's version and the statuses pushed to it (to know its echoes).
+    # SQLite cannot drop a column's UNIQUE: the table is rebuilt (its history moved aside meanwhile, for the FK).
+    """
+    CREATE TABLE tickets_v6 (
+        id TEXT PRIMARY KEY,
+        number INTEGER NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        project_id TEXT,
+        room_id TEXT NOT NULL REFERENCES rooms(id),
+        reporter_id TEXT NOT NULL REFERENCES users(id),
+        source_message_id TEXT NOT NULL,
+        command_message_id TEXT NOT NULL,
+        internal INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        external_key TEXT UNIQUE,
+        change_seq INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        external_version INTEGER,
+        pushed TEXT NOT NULL DEFAULT '[]',
+        UNIQUE (source_message_id, internal)
+    );
+    INSERT INTO tickets_v6 (id, number, title, description, project_id, room_id, reporter_id, source_message_id,
+        command_message_id, internal, status, external_key, change_seq, created_at, updated_at)
+        SELECT id, number, title, description, project_id, room_id, reporter_id, source_message_id,
+        command_message_id, internal, status, external_key, change_seq, created_at, updated_at FROM tickets;
+    CREATE TABLE ticket_changes_v5 AS SELECT * FROM ticket_changes;
+    DROP TABLE ticket_changes;
+    DROP TABLE tickets;
+    ALTER TABLE tickets_v6 RENAME TO tickets;
+    CREATE INDEX tickets_by_room ON tickets(room_id, number);
+    CREATE TABLE ticket_changes (
+        ticket_id TEXT NOT NULL REFERENCES tickets(id),
+        seq INTEGER NOT NULL,
+        status_from TEXT NOT NULL,
+        status_to TEXT NOT NULL,
+        actor_id TEXT,
+        source TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, seq)
+    );
+    INSERT INTO ticket_changes (ticket_id, seq, status_from, status_to, actor_id, source, at)
+        SELECT ticket_id, seq, status_from, status_to, actor_id, source, at FROM ticket_changes_v5;
+    DROP TABLE ticket_changes_v5;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -363,6 +411,8 @@ def _ticket(row: sqlite3.Row) -> Ticket:
         status=row["status"],
         external_key=row["external_key"],
         change_seq=row["change_seq"],
+        external_version=row["external_version"],
+        pushed=tuple(json.loads(row["pushed"])),
     )
 
 
@@ -1248,7 +1298,8 @@ class SQLiteStore(Store):
     async def create_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
         async with self._transaction() as tx:
             async with tx.execute(
-                "SELECT * FROM tickets WHERE source_message_id = ?", (ticket.source_message_id,)
+                "SELECT * FROM tickets WHERE source_message_id = ? AND internal = ?",
+                (ticket.source_message_id, int(ticket.internal)),
             ) as cur:
                 row = await cur.fetchone()
             if row is not None:
@@ -1319,6 +1370,7 @@ class SQLiteStore(Store):
         actor_id: str | None,
         source: str,
         at: datetime,
+        sync: TicketSync | None = None,
     ) -> tuple[Ticket, TicketChange] | None:
         async with self._transaction() as tx:
             cur = await tx.execute(
@@ -1326,6 +1378,11 @@ class SQLiteStore(Store):
                 " WHERE id = ? AND status = ?",
                 (status, _ts(at), ticket_id, expected_status),
             )
+            if cur.rowcount and sync is not None:
+                await tx.execute(
+                    "UPDATE tickets SET external_version = ?, pushed = ? WHERE id = ?",
+                    (sync.external_version, json.dumps(list(sync.pushed)), ticket_id),
+                )
             if cur.rowcount == 0:
                 return None
             async with tx.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)) as found:
@@ -1347,6 +1404,13 @@ class SQLiteStore(Store):
                 (ticket_id, change.seq, change.status_from, change.status_to, actor_id, source, _ts(at)),
             )
         return ticket, change
+
+    async def set_ticket_sync(self, ticket_id: str, sync: TicketSync) -> None:
+        async with self._transaction() as tx:
+            await tx.execute(
+                "UPDATE tickets SET external_version = ?, pushed = ? WHERE id = ?",
+                (sync.external_version, json.dumps(list(sync.pushed)), ticket_id),
+            )
 
     async def list_ticket_changes(self, ticket_id: str) -> list[TicketChange]:
         rows = await self._fetchall("SELECT * FROM ticket_changes WHERE ticket_id = ? ORDER BY seq", (ticket_id,))

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .base import TicketDraft, TicketingError, TicketSystem
+from .base import MAX_VERSION, TicketDraft, TicketingError, TicketSystem
 from .builtin import BuiltinTicketSystem
 from .http import HttpTicketSystem
 
@@ -23,6 +23,7 @@ def open_ticket_system(url: str, token: str | None, *, timeout: float) -> Ticket
 
 
 __all__ = [
+    "MAX_VERSION",
     "BuiltinTicketSystem",
     "HttpTicketSystem",
     "TicketDraft",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+MAX_VERSION = 2**53  # an outside system's ticket version: a whole number 0..2**53 (what JSON carries exactly)
+
 
 class TicketingError(Exception):
     """The ticket system refused a call, failed, or did not answer in time. The message says which, for people;
@@ -40,6 +42,7 @@ class TicketSystem(Protocol):
         """File the ticket; its key in the outside system, or None where the server itself is the system."""
         ...
 
-    async def update_status(self, external_key: str | None, status: str) -> None:
-        """Tell the system of a status change made on the server's side (the web client, REST)."""
+    async def update_status(self, external_key: str | None, status: str) -> int | None:
+        """Tell the system of a status change made on the server's side (the web client, REST). Returns the
+        ticket's version in that system after the change, if it says (None otherwise)."""
         ...

@@ -17,5 +17,5 @@ class BuiltinTicketSystem:
     async def create(self, draft: TicketDraft) -> str | None:
         return None  # the ticket's number is its key
 
-    async def update_status(self, external_key: str | None, status: str) -> None:
+    async def update_status(self, external_key: str | None, status: str) -> int | None:
         return None

@@ -3,7 +3,8 @@
 - `POST {url}/tickets` with `Authorization: Bearer <token>`, `Idempotency-Key: <key>` and a JSON body
   `{title, description, project, room, reporter, link, number}` → `201` (or `200` for a repeat of the same key)
   `{"key": "OPS-17", "status": "open"}`;
-- `PATCH {url}/tickets/{key}` with `{"status": "resolved"}` → `200 {"key", "status"}`.
+- `PATCH {url}/tickets/{key}` with `{"status": "resolved"}` → `200 {"key", "status", "version"?}` (`version`, if the
+  system sends it: the ticket's version there after the change, a whole number that grows with every change).
 
 Every failure becomes a `TicketingError` with a clear message: the token refused (401/403), no such ticket (404),
 the system failing (5xx), no answer within the timeout, no connection, an answer that is not what was promised.
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .base import TicketDraft, TicketingError
+from .base import MAX_VERSION, TicketDraft, TicketingError
 
 
 class HttpTicketSystem:
@@ -54,10 +55,14 @@ class HttpTicketSystem:
             raise TicketingError("the ticket system's answer has no ticket key")
         return key
 
-    async def update_status(self, external_key: str | None, status: str) -> None:
+    async def update_status(self, external_key: str | None, status: str) -> int | None:
         if not external_key:
             raise TicketingError("the ticket has no key in the ticket system")
-        await self._call("PATCH", f"/tickets/{quote(external_key, safe='')}", {"status": status}, {}, (200,))
+        answer = await self._call("PATCH", f"/tickets/{quote(external_key, safe='')}", {"status": status}, {}, (200,))
+        version = answer.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and 0 <= version <= MAX_VERSION:
+            return version
+        return None  # no version (or not one): the server tells this change's echo by its status
 
     async def _call(
         self, method: str, path: str, body: dict[str, Any], headers: dict[str, str], ok: tuple[int, ...]

@@ -10,7 +10,9 @@ and then move a ticket as someone working in that system would:
 `curl -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"status": "resolved"}'
 http://127.0.0.1:8090/tickets/OPS-1`. Every status change (made through its API, by the chat server or anyone else)
 is reported to the webhook URL, signed like the service platform's requests (chatserver/signing.py), from a
-background task as real systems do.
+background task as real systems do: `{"key", "status", "version"}`, where `version` counts the ticket's changes
+in this system (1 when filed, + 1 per status change), so the chat server can tell a late echo of its own change
+from news. Its answers carry the ticket's `version` too.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class StandIn:
     deliveries: list[Delivery] = field(default_factory=list)
     fail_with: int | None = None  # tests: answer every API call with this status
     delay: float = 0.0  # tests: wait this long before answering
+    versions: bool = True  # False: like a system that reports no `version` (webhooks and answers without it)
     _by_idempotency_key: dict[str, str] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Delivery | None]] = field(default_factory=set)
 
@@ -65,13 +68,25 @@ class StandIn:
     # what someone working in the outside system does --------------------------------------------
     async def set_status(self, key: str, status: str) -> Delivery | None:
         """Move a ticket, and report it to the webhook now (awaited): the delivery as sent, if there is a URL."""
-        self.tickets[key]["status"] = status
-        return await self.notify(key)
+        return await self.notify(self._move(key, status))
 
-    async def notify(self, key: str) -> Delivery | None:
+    def _move(self, key: str, status: str) -> dict[str, Any]:
+        """Change a ticket's status; the webhook body reporting this change (as it is now, not when it is sent)."""
+        ticket = self.tickets[key]
+        ticket["status"] = status
+        ticket["version"] += 1
+        return self._view(ticket)
+
+    def _view(self, ticket: dict[str, Any]) -> dict[str, Any]:
+        view = {"key": ticket["key"], "status": ticket["status"], "version": ticket["version"]}
+        if not self.versions:
+            del view["version"]
+        return view
+
+    async def notify(self, change: dict[str, Any]) -> Delivery | None:
         if not self.webhook_url or not self.webhook_secret:
             return None
-        body = json.dumps({"key": key, "status": self.tickets[key]["status"]}).encode()
+        body = json.dumps(change).encode()
         return await self.deliver(Delivery(body, signed_headers(self.webhook_secret, body, uuid.uuid4().hex)))
 
     async def deliver(self, delivery: Delivery) -> Delivery:
@@ -106,14 +121,14 @@ class StandIn:
         idem = request.headers.get("Idempotency-Key", "")
         if idem and idem in self._by_idempotency_key:
             key = self._by_idempotency_key[idem]
-            return web.json_response({"key": key, "status": self.tickets[key]["status"]}, status=200)
+            return web.json_response(self._view(self.tickets[key]))
         if not isinstance(body, dict) or not isinstance(body.get("title"), str) or not body["title"]:
             return web.json_response({"error": "title is required"}, status=400)
         key = f"{self.prefix}-{len(self.tickets) + 1}"
-        self.tickets[key] = {**body, "key": key, "status": "open"}
+        self.tickets[key] = {**body, "key": key, "status": "open", "version": 1}
         if idem:
             self._by_idempotency_key[idem] = key
-        return web.json_response({"key": key, "status": "open"}, status=201)
+        return web.json_response(self._view(self.tickets[key]), status=201)
 
     async def _get(self, request: web.Request) -> web.Response:
         refused = await self._refusal(request)
@@ -134,11 +149,11 @@ class StandIn:
             return web.json_response({"error": "no such ticket"}, status=404)
         if not isinstance(body, dict) or body.get("status") not in STATUSES:
             return web.json_response({"error": "status must be one of " + ", ".join(STATUSES)}, status=400)
-        self.tickets[key]["status"] = body["status"]
-        task = asyncio.get_running_loop().create_task(self.notify(key))  # after answering, as real systems do
+        change = self._move(key, body["status"])
+        task = asyncio.get_running_loop().create_task(self.notify(change))  # after answering, as real systems do
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return web.json_response({"key": key, "status": body["status"]})
+        return web.json_response(change)
 
     async def _cleanup(self, app: web.Application) -> None:
         for task in list(self._tasks):

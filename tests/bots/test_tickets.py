@@ -9,13 +9,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from chatserver.events import TicketChanged
 from integrations.ticketing.standin import Delivery, StandIn
 from tests.conftest import ChatClient, RunningServer, ServerFactory, room_id_by_title
-from tests.platform.helpers import rest, sign, token_of
+from tests.platform.helpers import SECRET as PLATFORM_SECRET
+from tests.platform.helpers import move, rest, sign, token_of
 
 XINGHE = "星河制造"  # demo project room (implementation): am.wang, xh.li, xh.sun, ...
 BOT = "工单助手"
@@ -130,12 +132,93 @@ async def test_a_reply_files_the_quoted_message_and_filing_is_idempotent(server:
     assert ticket["reporter"]["name"] == "王晓明"
 
 
-async def test_ticket_without_title_or_quote_gets_the_usage(server: RunningServer, clients: Any) -> None:
+async def test_usage_and_refusals_are_told_to_the_caller_only_in_chinese(server: RunningServer, clients: Any) -> None:
     staff = await clients(server, "am.wang")
+    client = await clients(server, "xh.li")
     room_id = await room_id_by_title(staff, XINGHE)
-    await send(staff, room_id, "/ticket")
-    await staff.wait_for("message", from_ticket_bot("用法：/ticket 标题"))
+
+    async def told(text: str, fragment: str, **extra: Any) -> None:
+        before = len(client.events("notice"))
+        await send(client, room_id, text, **extra)
+        for _ in range(100):
+            if len(client.events("notice")) > before:
+                break
+            await asyncio.sleep(0.05)
+        notice = client.events("notice")[before]
+        assert fragment in notice["text"] and notice["sender"]["name"] == BOT, notice
+        assert not any(ch.isascii() and ch.isalpha() for ch in notice["text"].split("/ticket")[0]), notice
+
+    await told("/ticket", "请写上标题：/ticket 标题")  # no title, not a reply
+    await told("/ticket \u200b\u200b", "请写上标题")  # nothing visible
+    await told("/ticket " + "长" * 300, "标题最长 200 个字符（这个标题有 300 个）")
+    gone = await send(client, room_id, "马上删除")
+    ack = await client.call("delete_message", {"message_id": gone["id"]})
+    assert ack["ok"], ack
+    await told("/ticket", "找不到所回复的消息", reply_to=gone["id"])
+
+    await quiet()
+    # Nothing about any of it in the room: the staff member saw no bot message and no notice.
+    assert [m for m in staff.events("message") if m["sender"]["name"] == BOT] == []
+    assert [m for m in client.events("message") if m["sender"]["name"] == BOT] == []
+    assert staff.events("notice") == []
     assert (await tickets_of(server, "am.wang", room_id))[1]["tickets"] == []
+
+
+async def test_a_ticket_keeps_its_copy_of_a_source_message_deleted_later(server: RunningServer, clients: Any) -> None:
+    """The title and description are copies made at filing (docs/protocol.md, Tickets): deleting the message
+    later does not withdraw the ticket (in HTTP mode the outside system has its copy anyway)."""
+    client = await clients(server, "xh.li")
+    room_id = await room_id_by_title(client, XINGHE)
+    source = await send(client, room_id, "网银登录页面报错 E1024")
+    await send(client, room_id, "/ticket", reply_to=source["id"])
+    await client.wait_for("message", from_ticket_bot("工单 #1 已创建"))
+    ack = await client.call("delete_message", {"message_id": source["id"]})
+    assert ack["ok"], ack
+    [ticket] = (await tickets_of(server, "xh.li", room_id))[1]["tickets"]
+    assert ticket["description"] == "网银登录页面报错 E1024" and ticket["source_message_id"] == source["id"]
+
+
+async def test_an_internal_ticket_about_a_clients_message_neither_leaks_nor_blocks_theirs(
+    server: RunningServer, clients: Any
+) -> None:
+    staff = await clients(server, "am.wang")
+    client = await clients(server, "xh.li")
+    room_id = await room_id_by_title(staff, XINGHE)
+    secret = "客户技术能力弱，内部评估需加收实施费"
+
+    public = await send(client, room_id, "我们的测试环境连不上，麻烦看一下")
+    await send(staff, room_id, f"/ticket {secret}", reply_to=public["id"], internal=True)
+    answer = await staff.wait_for("message", from_ticket_bot("工单 #1 已创建"))
+    assert answer["internal"] is True
+    # The client's own /ticket on the same message files its own, public ticket.
+    await send(client, room_id, "/ticket", reply_to=public["id"])
+    mine = await client.wait_for("message", from_ticket_bot("工单 #2 已创建"))
+    assert mine["internal"] is False and "我们的测试环境连不上" in mine["text"]
+    # Filing again of either visibility answers with the ticket of that visibility.
+    await send(staff, room_id, "/ticket", reply_to=public["id"], internal=True)
+    again = await staff.wait_for("message", from_ticket_bot("这条消息已有工单 #1"))
+    assert again["internal"] is True
+    await send(staff, room_id, "/ticket", reply_to=public["id"])
+    await client.wait_for("message", from_ticket_bot("这条消息已有工单 #2"))
+    code, _ = await set_status(server, "am.wang", 1, "in_progress")
+    assert code == 200
+    await staff.wait_for("message", from_ticket_bot("工单 #1 状态"))
+
+    await quiet()
+    seen_by_client = json.dumps(
+        [client.events(e) for e in ("message", "notice", "ticket_updated", "message_edited")], ensure_ascii=False
+    )
+    assert secret not in seen_by_client and "#1" not in seen_by_client
+    assert [t["number"] for t in client.events("ticket_updated")] == [2]
+    listed = (await tickets_of(server, "xh.li", room_id))[1]["tickets"]
+    assert [(t["number"], t["internal"]) for t in listed] == [(2, False)]
+    staff_view = (await tickets_of(server, "am.wang", room_id))[1]["tickets"]
+    assert [(t["number"], t["internal"], t["source_message_id"]) for t in staff_view] == [
+        (1, True, public["id"]),
+        (2, False, public["id"]),
+    ]
+    code, _ = await rest(server, "GET", "/api/tickets/1", token=await token_of(server, "xh.li"))
+    assert code == 404
 
 
 async def test_status_changes_are_posted_once_each_in_order(server: RunningServer, clients: Any) -> None:
@@ -288,7 +371,7 @@ async def test_http_mode_failure_files_nothing_and_says_so(
 
     system.fail_with = 503
     await send(staff, room_id, "/ticket 系统故障时提交")
-    await staff.wait_for("message", from_ticket_bot("工单提交失败：工单系统暂时无法受理"))
+    await staff.wait_for("notice", lambda n: "工单提交失败：工单系统暂时无法受理" in n["text"])
     assert (await tickets_of(server, "am.wang", room_id))[1]["tickets"] == []
     assert await server.services.store.get_ticket(1) is None
 
@@ -311,3 +394,160 @@ def _signed(body: bytes, *, delivery_id: str | None = None, secret: str = WEBHOO
         "X-Delivery-Id": delivery_id or uuid.uuid4().hex,
         "X-Signature": sign(secret, ts, body),
     }
+
+
+async def post_webhook(
+    server: RunningServer, body: bytes, delivery_id: str, *, secret: str = WEBHOOK_SECRET
+) -> tuple[int, Any]:
+    """A webhook with a chosen delivery id (so a test can replay it), answered (status, body)."""
+    async with aiohttp.ClientSession() as http:
+        headers = _signed(body, delivery_id=delivery_id, secret=secret)
+        async with http.post(server.url + WEBHOOK, data=body, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+def change(status: str) -> bytes:
+    return json.dumps({"key": "OPS-1", "status": status}).encode()
+
+
+async def echoes_done(system: StandIn, count: int) -> None:
+    """Wait until the stand-in has sent `count` webhooks and had them answered."""
+    for _ in range(100):
+        if len(system.deliveries) >= count and all(d.status for d in system.deliveries):
+            break
+        await asyncio.sleep(0.05)
+    assert len(system.deliveries) == count, system.deliveries
+    assert all(d.status == 200 for d in system.deliveries), [d.status for d in system.deliveries]
+
+
+async def test_every_authenticated_well_formed_webhook_delivery_is_seen_once(
+    server_factory: ServerFactory, standin: tuple[StandIn, str], clients: Any
+) -> None:
+    server, system = await http_mode(server_factory, standin)
+    client = await clients(server, "xh.li")
+    room_id = await room_id_by_title(client, XINGHE)
+    await send(client, room_id, "/ticket 重放测试")
+    await client.wait_for("message", from_ticket_bot("工单 #1 已创建"))
+
+    assert await post_webhook(server, change("resolved"), "d-1") == (
+        200,
+        {"ok": True, "changed": True, "number": 1, "status": "resolved"},
+    )
+    # A delivery that changes nothing (the status the ticket has) is seen all the same...
+    assert (await post_webhook(server, change("resolved"), "d-2"))[1]["changed"] is False
+    code, _ = await set_status(server, "am.wang", 1, "in_progress")  # (its echo comes back: stale, nothing)
+    assert code == 200
+    await echoes_done(system, 1)
+    # ...so replaying it once it would apply changes nothing.
+    assert (await post_webhook(server, change("resolved"), "d-2"))[1] == {
+        "ok": True,
+        "changed": False,
+        "number": 1,
+        "status": "in_progress",
+    }
+    # A refused delivery (409: not a move a closed ticket can make) is seen too: no replay after a reopen.
+    assert (await set_status(server, "am.wang", 1, "closed"))[0] == 200
+    code, answer = await post_webhook(server, change("in_progress"), "d-3")
+    assert code == 409 and answer["error"]["code"] == "invalid_status_change"
+    assert (await set_status(server, "am.wang", 1, "open"))[0] == 200
+    await echoes_done(system, 3)
+    code, answer = await post_webhook(server, change("in_progress"), "d-3")
+    assert code == 200 and answer["changed"] is False and answer["status"] == "open"
+    # Unknown keys are seen too.
+    unknown = json.dumps({"key": "OPS-404", "status": "closed"}).encode()
+    assert (await post_webhook(server, unknown, "d-4"))[0] == 404
+    assert (await post_webhook(server, unknown, "d-4"))[0] == 404
+
+    # Unauthenticated and malformed deliveries claim nothing: their ids remain usable by the real delivery.
+    assert (await post_webhook(server, change("resolved"), "d-5", secret="not-the-secret-0123456789abcdef"))[0] == 401
+    assert (await post_webhook(server, b'{"key": "OPS-1", "status": "done"}', "d-6"))[0] == 400
+    assert (await post_webhook(server, b"{not json", "d-7"))[0] == 400
+    assert (await post_webhook(server, change("resolved"), "d-5"))[1]["changed"] is True
+    assert (await post_webhook(server, change("closed"), "d-6"))[1]["changed"] is True
+    assert (await post_webhook(server, change("open"), "d-7"))[1]["changed"] is True
+
+    code, view = await rest(server, "GET", "/api/tickets/1", token=await token_of(server, "am.wang"))
+    assert [(c["from"], c["to"], c["source"]) for c in view["ticket"]["changes"]] == [
+        ("open", "resolved", "webhook"),
+        ("resolved", "in_progress", "web"),
+        ("in_progress", "closed", "web"),
+        ("closed", "open", "web"),
+        ("open", "resolved", "webhook"),
+        ("resolved", "closed", "webhook"),
+        ("closed", "open", "webhook"),
+    ]
+    await client.wait_for("message", from_ticket_bot("已关闭 → 待处理"))
+    await quiet()
+    assert len(bot_texts(client, "状态：")) == 7
+
+
+@pytest.mark.parametrize("versions", [True, False], ids=["with-version", "without-version"])
+async def test_concurrent_staff_changes_are_heard_once_and_their_echoes_change_nothing(
+    server_factory: ServerFactory, standin: tuple[StandIn, str], clients: Any, versions: bool
+) -> None:
+    server, system = await http_mode(server_factory, standin)
+    system.versions = versions
+    staff = await clients(server, "am.wang")
+    room_id = await room_id_by_title(staff, XINGHE)
+    tokens = [await token_of(server, "am.wang"), await token_of(server, "ss.liu")]
+
+    for number in (1, 2, 3):
+        key = f"OPS-{number}"
+        await send(staff, room_id, f"/ticket 并发状态 {number}")
+        await staff.wait_for("message", from_ticket_bot(f"工单 #{number} 已创建"))
+        sent = len(system.deliveries)
+        answers = await asyncio.gather(
+            *(
+                rest(server, "PATCH", f"/api/tickets/{number}", token=token, json={"status": status})
+                for token, status in zip(tokens, ("in_progress", "resolved"), strict=True)
+            )
+        )
+        assert [code for code, _ in answers] == [200, 200], answers
+        await echoes_done(system, sent + 2)  # both echoes came back (in whatever order) and were answered
+        await quiet()
+
+        _, view = await rest(server, "GET", f"/api/tickets/{number}", token=tokens[0])
+        changes = view["ticket"]["changes"]
+        assert [c["source"] for c in changes] == ["web", "web"], changes  # the echoes changed nothing
+        assert view["ticket"]["status"] == system.tickets[key]["status"] == changes[-1]["to"]
+        names = {"open": "待处理", "in_progress": "处理中", "resolved": "已解决"}
+        heard = [t for t in bot_texts(staff, "状态：") if t.startswith(f"工单 #{number} ")]
+        assert heard == [f"工单 #{number} 状态：{names[c['from']]} → {names[c['to']]}" for c in changes]
+
+
+async def test_a_closed_rooms_ticket_follows_the_outside_system_without_posting(
+    server_factory: ServerFactory, standin: tuple[StandIn, str], clients: Any
+) -> None:
+    system, url = standin
+    server: RunningServer = await server_factory(
+        ticketing_url=url,
+        ticketing_token=TOKEN,
+        ticketing_webhook_secret=WEBHOOK_SECRET,
+        platform_secret=PLATFORM_SECRET,
+    )
+    system.webhook_url, system.webhook_secret = server.url + WEBHOOK, WEBHOOK_SECRET
+    client = await clients(server, "xh.li")
+    room_id = await room_id_by_title(client, XINGHE)
+    await send(client, room_id, "/ticket 结项前的工单")
+    await client.wait_for("message", from_ticket_bot("工单 #1 已创建"))
+    for stage in ("aftersales", "closed"):
+        code, answer = await move(server, "SMP-2026-0017", stage)
+        assert code == 200 and answer["moved"], answer
+    await client.wait_for("room_updated", lambda r: r["read_only"])
+
+    # Staff cannot move it here: the room is a read-only archive.
+    code, answer = await set_status(server, "am.wang", 1, "resolved")
+    assert code == 403 and answer["error"]["code"] == "room_read_only"
+    assert system.tickets["OPS-1"]["status"] == "open"
+    # The outside system (the system of record) still can: stored, in the history, sent as ticket_updated...
+    delivery = await system.set_status("OPS-1", "resolved")
+    assert delivery is not None and delivery.status == 200
+    update = await client.wait_for("ticket_updated", lambda t: t["status"] == "resolved")
+    assert update["change_seq"] == 1
+    code, view = await rest(server, "GET", "/api/tickets/1", token=await token_of(server, "xh.li"))
+    assert [(c["to"], c["source"]) for c in view["ticket"]["changes"]] == [("resolved", "webhook")]
+    # ...and posted nowhere: nothing new in the room.
+    await quiet()
+    assert bot_texts(client, "状态：") == []
+    page = await client.call("get_history", {"room_id": room_id, "limit": 5})
+    assert all("状态：" not in m["text"] for m in page["messages"])

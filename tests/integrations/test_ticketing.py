@@ -58,8 +58,11 @@ async def test_create_files_once_per_idempotency_key(standin: tuple[StandIn, str
 async def test_update_status(standin: tuple[StandIn, str], client: HttpTicketSystem) -> None:
     system, _ = standin
     key = await client.create(draft())
-    await client.update_status(key, "resolved")
+    assert await client.update_status(key, "resolved") == 2  # the ticket's version there: filed 1, + 1 per change
     assert system.tickets["OPS-1"]["status"] == "resolved"
+    system.versions = False  # a system that says no version: None, and the change is made all the same
+    assert await client.update_status(key, "closed") is None
+    assert system.tickets["OPS-1"]["status"] == "closed"
     with pytest.raises(TicketingError, match="does not know this ticket"):
         await client.update_status("OPS-404", "resolved")
     with pytest.raises(TicketingError, match="no key"):

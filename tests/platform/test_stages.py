@@ -182,6 +182,19 @@ async def test_a_replayed_move_after_the_project_moved_on_changes_nothing(server
     assert await room_state(server, "SMP-2026-0031") == before
 
 
+async def test_a_refused_or_unknown_move_is_seen_and_never_applies_on_a_replay(server):
+    # A move for a project not registered yet (404), then registered: replaying that delivery changes nothing.
+    assert (await move(server, "SMP-2026-0031", "implementation", delivery_id="early"))[0] == 404
+    await register(server, project_payload())
+    status, answer = await move(server, "SMP-2026-0031", "implementation", delivery_id="early")
+    assert (status, answer["moved"], answer["project"]["stage"]) == (200, False, "presales")
+    # A refused move (409: two steps), replayed once it would be one step: changes nothing.
+    assert (await move(server, "SMP-2026-0031", "aftersales", delivery_id="skip"))[0] == 409
+    assert (await move(server, "SMP-2026-0031", "implementation"))[0] == 200
+    status, answer = await move(server, "SMP-2026-0031", "aftersales", delivery_id="skip")
+    assert (status, answer["moved"], answer["project"]["stage"]) == (200, False, "implementation")
+
+
 async def test_concurrent_deliveries_of_one_move_move_the_project_once(server):
     await register(server, project_payload())
     answers = await asyncio.gather(*(move(server, "SMP-2026-0031", "implementation") for _ in range(5)))

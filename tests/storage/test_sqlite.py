@@ -158,3 +158,53 @@ def test_an_in_memory_database_is_refused_at_once() -> None:
     """Its reader and writer connections would each see their own empty database."""
     with pytest.raises(ValueError, match="needs a file"):
         open_store("sqlite:///:memory:")
+
+
+async def test_migration_6_keeps_tickets_and_their_history_and_allows_one_ticket_per_visibility(
+    tmp_path: Path,
+) -> None:
+    from chatserver.models import Ticket
+    from chatserver.storage.sqlite import _MIGRATIONS
+
+    path = tmp_path / "chat.db"
+    conn = sqlite3.connect(path)
+    try:
+        for migration in _MIGRATIONS[:5]:
+            conn.executescript(migration)
+        conn.execute("PRAGMA user_version = 5")
+        conn.execute(
+            "INSERT INTO users (id, username, name, org, kind, roles, active, created_at)"
+            " VALUES ('u_1', 'xh.li', '李娜', '星河', 'client', '[]', 1, '2026')"
+        )
+        conn.execute("INSERT INTO rooms (id, kind, title, created_at) VALUES ('r_1', 'project', '星河', '2026')")
+        conn.execute(
+            "INSERT INTO tickets (id, number, title, description, room_id, reporter_id, source_message_id,"
+            " command_message_id, internal, status, external_key, change_seq, created_at, updated_at)"
+            " VALUES ('t_1', 1, '证书', '', 'r_1', 'u_1', 'm_1', 'm_1', 0, 'in_progress', 'OPS-1', 1,"
+            " '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')"
+        )
+        conn.execute(
+            "INSERT INTO ticket_changes VALUES ('t_1', 1, 'open', 'in_progress', NULL, 'webhook',"
+            " '2026-01-01T00:00:00.000000Z')"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        ticket = await store.get_ticket(1)
+        assert ticket is not None and ticket.status == "in_progress" and ticket.external_key == "OPS-1"
+        assert ticket.external_version is None and ticket.pushed == ()
+        [change] = await store.list_ticket_changes("t_1")
+        assert (change.status_from, change.status_to, change.source) == ("open", "in_progress", "webhook")
+        now = datetime.now(UTC)
+        internal = Ticket("t_2", 0, "内部", "", "r_1", "u_1", "m_1", "m_2", now, now, internal=True)
+        made, created = await store.create_ticket(internal)
+        assert created and made.number == 2
+        again, created = await store.create_ticket(Ticket("t_3", 0, "再一次", "", "r_1", "u_1", "m_1", "m_3", now, now))
+        assert not created and again.id == "t_1"
+    finally:
+        await store.close()
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
