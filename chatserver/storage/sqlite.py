@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -217,6 +217,7 @@ _MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+_T = TypeVar("_T")
 
 _ROOMS_PER_QUERY = 400  # below SQLite's expression depth (1000) and bound-variable (999 before 3.32) limits
 _MESSAGE_COLUMNS = (
@@ -467,6 +468,30 @@ class SQLiteStore(Store):
                 # and does nothing when no transaction is open.
                 await conn.rollback()
                 raise
+
+    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` as one write transaction in one round trip to the writer's thread: `BEGIN IMMEDIATE`, the
+        statements, `COMMIT` (or `ROLLBACK` if it raises) all run there in one call, where `_transaction` takes a
+        round trip (a queue put, a thread wake-up, an event-loop turn) per statement. The commit is done (durable:
+        WAL, synchronous=FULL) when this returns. If the caller is cancelled meanwhile, the thread still finishes
+        the call, commit or rollback, so no transaction is left open."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise RuntimeError("store is not open")
+
+            def run() -> _T:
+                raw = conn._conn  # the sqlite3 connection, used only on aiosqlite's own thread
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(raw)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.execute("COMMIT")
+                return result
+
+            return await conn._execute(run)  # type: ignore[no-any-return]
 
     # Each `await` on an aiosqlite call is one round trip to its thread (a queue put, a wake-up of the event loop
     # through its self-pipe). `execute_fetchall` runs the query and reads its rows in one trip, where
@@ -991,25 +1016,21 @@ class SQLiteStore(Store):
         mentions: list[str] | None = None,
     ) -> tuple[Message, bool]:
         mentioned = list(dict.fromkeys(mentions or []))
-        async with self._transaction() as tx:
-            found = list(
-                await tx.execute_fetchall(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages"
-                    " WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
-                    (room_id, sender_id, client_msg_id),
-                )
-            )
-            if found:
-                return _message(tuple(found[0])), False
-            bumped = list(
-                await tx.execute_fetchall(
-                    "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
-                )
-            )
-            if not bumped:
+
+        def append(tx: sqlite3.Connection) -> Message | int:
+            found = tx.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
+                (room_id, sender_id, client_msg_id),
+            ).fetchone()
+            if found is not None:
+                return _message(tuple(found))
+            bumped = tx.execute(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
+            ).fetchone()
+            if bumped is None:
                 raise KeyError(room_id)
-            seq = int(bumped[0][0])
-            await tx.execute(
+            seq = int(bumped[0])
+            tx.execute(
                 f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0,?)",
                 (
                     message_id,
@@ -1024,6 +1045,12 @@ class SQLiteStore(Store):
                     json.dumps(mentioned),
                 ),
             )
+            return seq
+
+        stored = await self._write(append)
+        if isinstance(stored, Message):
+            return stored, False
+        seq = stored
         message = Message(
             id=message_id,
             room_id=room_id,
