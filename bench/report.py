@@ -51,36 +51,83 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(ref, int | float) and isinstance(real, int | float) and ref and not math.isnan(ref):
             ratio = real / ref
         rows.append(
-            {"metric": name, "unit": unit, "reference": ref, "real": real, "ratio": ratio, "target": target,
-             "met": ok, "higher_is_better": higher_better}
+            {
+                "metric": name,
+                "unit": unit,
+                "reference": ref,
+                "real": real,
+                "ratio": ratio,
+                "target": target,
+                "met": ok,
+                "higher_is_better": higher_better,
+            }
         )
 
     ref_sat = _get(results, "reference", "fanout", "saturation_deliveries_per_s")
     real_sat = _get(results, "real", "fanout", "saturation_deliveries_per_s")
     sat_ratio = real_sat / ref_sat if ref_sat and real_sat is not None else None
-    row("fan-out saturation (p99 < 100 ms)", "deliveries/s", ref_sat, real_sat, "real ÷ ref ≥ 0.8",
-        None if sat_ratio is None else sat_ratio >= 0.8, True)
-    row("fan-out saturation offered rate", "messages/s", _get(results, "reference", "fanout", "saturation_msgs_per_s"),
-        _get(results, "real", "fanout", "saturation_msgs_per_s"), "", None, True)
+    row(
+        "fan-out saturation (p99 < 100 ms)",
+        "deliveries/s",
+        ref_sat,
+        real_sat,
+        "real ÷ ref ≥ 0.8",
+        None if sat_ratio is None else sat_ratio >= 0.8,
+        True,
+    )
+    row(
+        "fan-out saturation offered rate",
+        "messages/s",
+        _get(results, "reference", "fanout", "saturation_msgs_per_s"),
+        _get(results, "real", "fanout", "saturation_msgs_per_s"),
+        "",
+        None,
+        True,
+    )
     for pct in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
-        ref_step, real_step = _step_at(results, "reference", TARGET_DELIVERIES), _step_at(results, "real",
-                                                                                          TARGET_DELIVERIES)
+        ref_step, real_step = (
+            _step_at(results, "reference", TARGET_DELIVERIES),
+            _step_at(results, "real", TARGET_DELIVERIES),
+        )
         ref_v = ref_step[pct] if ref_step else None
         real_v = real_step[pct] if real_step else None
         target, ok = ("≤ 100 ms", None if real_v is None else real_v <= 100) if pct == "p99_ms" else ("", None)
         row(f"send→deliver {pct[:-3]} at 2,000 deliveries/s", "ms", ref_v, real_v, target, ok, False)
     for pct in ("generator_cpu_share", "server_cpu_share"):
-        ref_step, real_step = _step_at(results, "reference", TARGET_DELIVERIES), _step_at(results, "real",
-                                                                                          TARGET_DELIVERIES)
-        row(f"{pct.split('_')[0]} CPU at 2,000 deliveries/s", "cores", ref_step[pct] if ref_step else None,
-            real_step[pct] if real_step else None, "", None, False)
+        ref_step, real_step = (
+            _step_at(results, "reference", TARGET_DELIVERIES),
+            _step_at(results, "real", TARGET_DELIVERIES),
+        )
+        row(
+            f"{pct.split('_')[0]} CPU at 2,000 deliveries/s",
+            "cores",
+            ref_step[pct] if ref_step else None,
+            real_step[pct] if real_step else None,
+            "",
+            None,
+            False,
+        )
     ref_loss, real_loss = _loss(results, "reference"), _loss(results, "real")
-    row("lost + duplicated + out of order + other room", "deliveries", ref_loss, real_loss, "0",
-        None if real_loss is None else real_loss == 0 and not ref_loss, False)
+    row(
+        "lost + duplicated + out of order + other room",
+        "deliveries",
+        ref_loss,
+        real_loss,
+        "0",
+        None if real_loss is None else real_loss == 0 and not ref_loss,
+        False,
+    )
     for n in (1000, 5000):
         ref_kib, real_kib = _idle(results, "reference", n), _idle(results, "real", n)
-        row(f"memory per idle connection at {n:,}", "KiB", ref_kib, real_kib, "≤ 40 KiB",
-            None if real_kib is None else real_kib <= 40, False)
+        row(
+            f"memory per idle connection at {n:,}",
+            "KiB",
+            ref_kib,
+            real_kib,
+            "≤ 40 KiB",
+            None if real_kib is None else real_kib <= 40,
+            False,
+        )
     latency_targets = (("history", "get_history 50 of 1,000,000", 5.0), ("ack", "send_message ack (durable)", 20.0))
     for key, name, limit in latency_targets:
         for pct in ("p50_ms", "p99_ms"):
@@ -110,11 +157,23 @@ def _fmt(v: Any) -> str:
 def table(data: dict[str, Any]) -> str:
     rows = data["summary"]
     head = ["metric", "unit", "reference", "real", "real÷ref", "target", "met"]
-    body = [[r["metric"], r["unit"], _fmt(r["reference"]), _fmt(r["real"]), _fmt(r["ratio"]), r["target"],
-             _fmt(r["met"]) if r["met"] is not None else ""] for r in rows]
+    body = [
+        [
+            r["metric"],
+            r["unit"],
+            _fmt(r["reference"]),
+            _fmt(r["real"]),
+            _fmt(r["ratio"]),
+            r["target"],
+            _fmt(r["met"]) if r["met"] is not None else "",
+        ]
+        for r in rows
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True)),
-             "-+-".join("-" * w for w in widths)]
+    lines = [
+        " | ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True)),
+        "-+-".join("-" * w for w in widths),
+    ]
     lines += [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
     out = ["", "\n".join(lines), "", "fan-out steps:", steps_table(data["results"])]
     return "\n".join(out)
@@ -145,8 +204,10 @@ def plot(data: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
-    styles = {"reference": ("tab:blue", "reference (python-socketio + aiohttp)"),
-              "real": ("tab:red", "real server (auth, SQLite, bots)")}
+    styles = {
+        "reference": ("tab:blue", "reference (python-socketio + aiohttp)"),
+        "real": ("tab:red", "real server (auth, SQLite, bots)"),
+    }
     for kind, (colour, label) in styles.items():
         steps = _get(data["results"], kind, "fanout", "steps") or []
         if not steps:
@@ -160,8 +221,10 @@ def plot(data: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("offered load (deliveries/s = messages/s × room size)")
     ax.set_ylabel("send → deliver latency (ms, log scale)")
     opts = data.get("options", {})
-    ax.set_title(f"Fan-out: {opts.get('users', '?')} users in rooms of {opts.get('room_size', '?')}, "
-                 f"{data.get('machine', {}).get('cores', '?')} cores, generator on the same machine")
+    ax.set_title(
+        f"Fan-out: {opts.get('users', '?')} users in rooms of {opts.get('room_size', '?')}, "
+        f"{data.get('machine', {}).get('cores', '?')} cores, generator on the same machine"
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

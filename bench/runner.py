@@ -271,8 +271,11 @@ class Bench:
                         "per_connection_kib": (rss - base) / max(1, connected["connected"]) / 1024,
                     }
                 )
-                print(f"  {kind:9} idle {connected['connected']:>5} connections: "
-                      f"{levels[-1]['per_connection_kib']:.1f} KiB each", flush=True)
+                print(
+                    f"  {kind:9} idle {connected['connected']:>5} connections: "
+                    f"{levels[-1]['per_connection_kib']:.1f} KiB each",
+                    flush=True,
+                )
         finally:
             server.stop()
             if gen is not None:
@@ -299,13 +302,19 @@ class Bench:
                     if "ack" in wanted:
                         results[kind]["ack"] = asyncio.run(self.ack(server, kind))
                         ack = results[kind]["ack"]
-                        print(f"  {kind:9} send ack  p50 {ack['p50_ms']:.2f} ms  p99 {ack['p99_ms']:.2f} ms  "
-                              f"server CPU {ack['server_cpu_ms_per_message']:.2f} ms/message", flush=True)
+                        print(
+                            f"  {kind:9} send ack  p50 {ack['p50_ms']:.2f} ms  p99 {ack['p99_ms']:.2f} ms  "
+                            f"server CPU {ack['server_cpu_ms_per_message']:.2f} ms/message",
+                            flush=True,
+                        )
                     if "history" in wanted:
                         results[kind]["history"] = asyncio.run(self.history(server, kind))
                         hist = results[kind]["history"]
-                        print(f"  {kind:9} history   p50 {hist['p50_ms']:.2f} ms  p99 {hist['p99_ms']:.2f} ms  "
-                              f"server CPU {hist['server_cpu_ms_per_call']:.2f} ms/call", flush=True)
+                        print(
+                            f"  {kind:9} history   p50 {hist['p50_ms']:.2f} ms  p99 {hist['p99_ms']:.2f} ms  "
+                            f"server CPU {hist['server_cpu_ms_per_call']:.2f} ms/call",
+                            flush=True,
+                        )
                     if "fanout" in wanted:
                         results[kind]["fanout"] = self.fanout(server, kind, generators)
                 finally:
@@ -362,8 +371,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--users", type=int, default=d.users, help="fan-out: connected users (default %(default)s)")
     p.add_argument("--room-size", type=int, default=d.room_size, help="fan-out: users per room (default %(default)s)")
-    p.add_argument("--rates", default=",".join(f"{r:g}" for r in d.rates),
-                   help="fan-out: offered messages/s, stepped in order (default %(default)s)")
+    p.add_argument(
+        "--rates",
+        default=",".join(f"{r:g}" for r in d.rates),
+        help="fan-out: offered messages/s, stepped in order (default %(default)s)",
+    )
     p.add_argument("--step-seconds", type=float, default=d.step_seconds, help="fan-out: seconds per rate")
     p.add_argument("--stop-p99-ms", type=float, default=d.stop_p99_ms, help="fan-out: stop stepping past this p99")
     p.add_argument("--idle", default=",".join(map(str, d.idle)), help="idle: connection counts (default %(default)s)")

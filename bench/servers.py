@@ -94,8 +94,14 @@ async def _seed_store(data_dir: Path, layout: Layout) -> None:
                 Membership(room_id=layout.room_of(i), user_id=uid, role="service_specialist" if staff else "client")
             )
         await store.create_user(
-            User(id=HISTORY_USER, username="bench.hist", name="压测历史", org="云帆银行交易银行部", kind="staff",
-                 roles=["developer"])
+            User(
+                id=HISTORY_USER,
+                username="bench.hist",
+                name="压测历史",
+                org="云帆银行交易银行部",
+                kind="staff",
+                roles=["developer"],
+            )
         )
         await store.add_member(Membership(room_id=HISTORY_ROOM, user_id=HISTORY_USER, role="developer"))
     finally:
