@@ -21,7 +21,7 @@ class JsonFirstPacket(packet.Packet):  # type: ignore[misc]
         packet_type: int = packet.EVENT,
         data: Any = None,
         namespace: str | None = None,
-        id: int | None = None,  # noqa: A002 - the library's name
+        id: int | None = None,
         binary: bool | None = None,
         encoded_packet: Any = None,
     ) -> None:

@@ -580,8 +580,11 @@ class SQLiteStore(Store):
         }
         if changes:
             assignments = ", ".join(f"{column} = ?" for column in changes)
-            async with self._transaction() as tx:
-                await tx.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*changes.values(), user_id))
+            try:
+                async with self._transaction() as tx:
+                    await tx.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*changes.values(), user_id))
+            finally:  # also after a failed commit: whether it landed is then unknown
+                self.users_version += 1
         return await self.get_user(user_id)
 
     async def get_password_hash(self, user_id: str) -> str | None:
@@ -589,8 +592,11 @@ class SQLiteStore(Store):
         return row["password_hash"] if row else None
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        async with self._transaction() as tx:
-            await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+        try:
+            async with self._transaction() as tx:
+                await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+        finally:
+            self.users_version += 1
 
     async def count_users(self) -> int:
         row = await self._fetchone("SELECT COUNT(*) AS n FROM users")
@@ -890,11 +896,14 @@ class SQLiteStore(Store):
         given = {"title": title, "read_only": int(read_only) if read_only is not None else None}
         changes = {column: value for column, value in given.items() if value is not None}
         if changes:
-            async with self._transaction() as tx:
-                await tx.execute(
-                    f"UPDATE rooms SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
-                    (*changes.values(), room_id),
-                )
+            try:
+                async with self._transaction() as tx:
+                    await tx.execute(
+                        f"UPDATE rooms SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
+                        (*changes.values(), room_id),
+                    )
+            finally:
+                self.access_version += 1
         return await self.get_room(room_id)
 
     async def get_room(self, room_id: str) -> Room | None:
@@ -902,6 +911,12 @@ class SQLiteStore(Store):
         return _room(row) if row else None
 
     async def add_member(self, membership: Membership) -> bool:
+        try:
+            return await self._add_member(membership)
+        finally:  # counted once the write is over (also when it failed: whether it landed is then unknown)
+            self.access_version += 1
+
+    async def _add_member(self, membership: Membership) -> bool:
         async with self._transaction() as tx:
             async with tx.execute(
                 "SELECT 1 FROM memberships WHERE room_id = ? AND user_id = ?",
@@ -927,6 +942,12 @@ class SQLiteStore(Store):
         return not existed
 
     async def remove_member(self, room_id: str, user_id: str) -> bool:
+        try:
+            return await self._remove_member(room_id, user_id)
+        finally:  # counted once the write is over (also when it failed: whether it landed is then unknown)
+            self.access_version += 1
+
+    async def _remove_member(self, room_id: str, user_id: str) -> bool:
         async with self._transaction() as tx:
             cur = await tx.execute("DELETE FROM memberships WHERE room_id = ? AND user_id = ?", (room_id, user_id))
             return cur.rowcount > 0
@@ -1256,6 +1277,12 @@ class SQLiteStore(Store):
         return _invitation(row) if row else None
 
     async def accept_invitation(self, token_hash: str, password_hash: str, at: datetime) -> Invitation | None:
+        try:
+            return await self._accept_invitation(token_hash, password_hash, at)
+        finally:  # counted once the write is over (also when it failed: whether it landed is then unknown)
+            self.users_version += 1
+
+    async def _accept_invitation(self, token_hash: str, password_hash: str, at: datetime) -> Invitation | None:
         async with self._transaction() as tx:
             cur = await tx.execute(
                 "UPDATE invitations SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL"
