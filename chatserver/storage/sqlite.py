@@ -12,7 +12,9 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -379,6 +381,50 @@ def _ticket_change(row: sqlite3.Row) -> TicketChange:
     )
 
 
+@dataclass(slots=True)
+class _Append:
+    """One append_message waiting for the next group commit: the row (seq to be filled in) and the caller's future,
+    which gets the new seq, or the stored Message if (room, sender, client_msg_id) was there already."""
+
+    values: tuple[Any, ...]
+    done: asyncio.Future[Message | int]
+
+
+def _append_one(tx: sqlite3.Connection, values: tuple[Any, ...]) -> Message | int:
+    message_id, room_id, _, sender_id, text, client_msg_id, *rest = values
+    found = tx.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
+        (room_id, sender_id, client_msg_id),
+    ).fetchone()
+    if found is not None:
+        return _message(tuple(found))
+    bumped = tx.execute(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
+    ).fetchone()
+    if bumped is None:
+        raise KeyError(room_id)
+    seq = int(bumped[0])
+    tx.execute(
+        f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0,?)",
+        (message_id, room_id, seq, sender_id, text, client_msg_id, *rest),
+    )
+    return seq
+
+
+def _append_batch(values: list[tuple[Any, ...]], tx: sqlite3.Connection) -> list[Message | int | Exception]:
+    """Runs on the writer's thread, inside `_write`'s transaction."""
+    results: list[Message | int | Exception] = []
+    for row in values:
+        tx.execute("SAVEPOINT append")
+        try:
+            results.append(_append_one(tx, row))
+        except Exception as exc:  # this message only: the others in the batch go on
+            tx.execute("ROLLBACK TO append")
+            results.append(exc)
+        tx.execute("RELEASE append")
+    return results
+
+
 def _placeholders(values: Iterable[Any]) -> str:
     return ",".join("?" for _ in values)
 
@@ -394,6 +440,8 @@ class SQLiteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._appends: list[_Append] = []  # waiting for the next group commit (_commit_appends)
+        self._append_task: asyncio.Task[None] | None = None
 
     # lifecycle -----------------------------------------------------------------------------------
     async def _connect(self) -> aiosqlite.Connection:
@@ -436,6 +484,8 @@ class SQLiteStore(Store):
                 raise
 
     async def close(self) -> None:
+        if self._append_task is not None:  # appends already accepted are committed (or failed) first
+            await asyncio.shield(self._append_task)
         async with self._write_lock:
             for conn in (self._reader, self._writer):
                 if conn is not None:
@@ -491,7 +541,7 @@ class SQLiteStore(Store):
                 raw.execute("COMMIT")
                 return result
 
-            return await conn._execute(run)  # type: ignore[no-any-return]
+            return await conn._execute(run)  # type: ignore[no-untyped-call,no-any-return]
 
     # Each `await` on an aiosqlite call is one round trip to its thread (a queue put, a wake-up of the event loop
     # through its self-pipe). `execute_fetchall` runs the query and reads its rows in one trip, where
@@ -1037,38 +1087,25 @@ class SQLiteStore(Store):
         mentions: list[str] | None = None,
     ) -> tuple[Message, bool]:
         mentioned = list(dict.fromkeys(mentions or []))
-
-        def append(tx: sqlite3.Connection) -> Message | int:
-            found = tx.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
-                (room_id, sender_id, client_msg_id),
-            ).fetchone()
-            if found is not None:
-                return _message(tuple(found))
-            bumped = tx.execute(
-                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
-            ).fetchone()
-            if bumped is None:
-                raise KeyError(room_id)
-            seq = int(bumped[0])
-            tx.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0,?)",
-                (
-                    message_id,
-                    room_id,
-                    seq,
-                    sender_id,
-                    text,
-                    client_msg_id,
-                    reply_to,
-                    int(internal),
-                    _ts(created_at),
-                    json.dumps(mentioned),
-                ),
-            )
-            return seq
-
-        stored = await self._write(append)
+        request = _Append(
+            (
+                message_id,
+                room_id,
+                None,
+                sender_id,
+                text,
+                client_msg_id,
+                reply_to,
+                int(internal),
+                _ts(created_at),
+                json.dumps(mentioned),
+            ),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._appends.append(request)
+        if self._append_task is None:
+            self._append_task = asyncio.get_running_loop().create_task(self._commit_appends())
+        stored = await request.done  # a cancelled caller: the batch it is in is still committed (or not) whole
         if isinstance(stored, Message):
             return stored, False
         seq = stored
@@ -1085,6 +1122,33 @@ class SQLiteStore(Store):
             mentions=mentioned,
         )
         return message, True
+
+    async def _commit_appends(self) -> None:
+        """Group commit: the appends that arrived while the last commit was under way go in one transaction (one
+        fsync), each in a savepoint of its own, so one that fails (its room gone) fails alone. Taken in arrival
+        order, so seqs follow the order of the append_message calls; each caller hears of its message only when the
+        transaction holding it is committed."""
+        try:
+            while self._appends:
+                batch, self._appends = self._appends, []
+                try:
+                    results = await self._write(partial(_append_batch, [r.values for r in batch]))
+                except BaseException as exc:
+                    for r in batch:
+                        if not r.done.done():
+                            r.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("store closed"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for r, result in zip(batch, results, strict=True):
+                    if r.done.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        r.done.set_exception(result)
+                    else:
+                        r.done.set_result(result)
+        finally:
+            self._append_task = None
 
     async def find_message(self, room_id: str, sender_id: str, client_msg_id: str) -> Message | None:
         row = await self._fetchone(
