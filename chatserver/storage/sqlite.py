@@ -323,7 +323,7 @@ def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
         created_at=_dt(created) or datetime.now(UTC),
         edited_at=_dt(edited),
         deleted=bool(deleted),
-        mentions=json.loads(mentions),
+        mentions=[] if mentions == "[]" else json.loads(mentions),  # most messages mention nobody
     )
 
 
