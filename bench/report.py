@@ -193,6 +193,7 @@ def step_line(kind: str, s: dict[str, Any]) -> str:
         f"  delivered {s['delivered_per_s']:>7,.0f}/s  p50 {s['p50_ms']:7.1f}  p95 {s['p95_ms']:7.1f}"
         f"  p99 {s['p99_ms']:7.1f}  max {s['max_ms']:7.1f} ms  lost {s['lost']} dup {s['duplicated']}"
         f"  cpu: server {s['server_cpu_share']:.2f} generator {s['generator_cpu_share']:.2f} cores"
+        f"  server {s['server_cpu_us_per_delivery']:.0f} µs/delivery"
     )
 
 

@@ -141,7 +141,14 @@ class Bench:
             await client.close()
             await session.close()
         wall = time.monotonic() - t0
-        return {**ms_summary(latencies), "failures": failures, "server_cpu_share": (server.cpu_seconds() - cpu0) / wall}
+        cpu = server.cpu_seconds() - cpu0
+        return {
+            **ms_summary(latencies),
+            "failures": failures,
+            "server_cpu_share": cpu / wall,
+            # CPU per message (the socket's connect and close included, over 300 sends: a few %).
+            "server_cpu_ms_per_message": cpu / max(1, len(latencies)) * 1000,
+        }
 
     async def history(self, server: ServerProcess, kind: str) -> dict[str, Any]:
         """`get_history` of the newest 50 of the history room, `history_calls` times, one after another."""
@@ -153,6 +160,7 @@ class Bench:
         deep: list[float] = []
         failures = 0
         rng = __import__("random").Random(7)
+        cpu0 = server.cpu_seconds()
         try:
             for k in range(self.opts.history_calls):
                 payload: dict[str, Any] = {"room_id": HISTORY_ROOM, "limit": 50}
@@ -166,7 +174,9 @@ class Bench:
         finally:
             await client.close()
             await session.close()
+        cpu = server.cpu_seconds() - cpu0
         result: dict[str, Any] = {**ms_summary(latest), "failures": failures}
+        result["server_cpu_ms_per_call"] = cpu / max(1, len(latest) + len(deep)) * 1000
         result["room_messages"] = self.opts.history_messages
         if deep:
             result["random_depth"] = ms_summary(deep)
@@ -291,16 +301,18 @@ class Bench:
                     results[kind]["server_start_rss_mib"] = server.rss_bytes() / 2**20
                     if "ack" in wanted:
                         results[kind]["ack"] = asyncio.run(self.ack(server, kind))
+                        ack = results[kind]["ack"]
                         print(
-                            f"  {kind:9} send ack  p50 {results[kind]['ack']['p50_ms']:.2f} ms  "
-                            f"p99 {results[kind]['ack']['p99_ms']:.2f} ms",
+                            f"  {kind:9} send ack  p50 {ack['p50_ms']:.2f} ms  p99 {ack['p99_ms']:.2f} ms  "
+                            f"server CPU {ack['server_cpu_ms_per_message']:.2f} ms/message",
                             flush=True,
                         )
                     if "history" in wanted:
                         results[kind]["history"] = asyncio.run(self.history(server, kind))
+                        hist = results[kind]["history"]
                         print(
-                            f"  {kind:9} history   p50 {results[kind]['history']['p50_ms']:.2f} ms  "
-                            f"p99 {results[kind]['history']['p99_ms']:.2f} ms",
+                            f"  {kind:9} history   p50 {hist['p50_ms']:.2f} ms  p99 {hist['p99_ms']:.2f} ms  "
+                            f"server CPU {hist['server_cpu_ms_per_call']:.2f} ms/call",
                             flush=True,
                         )
                     if "fanout" in wanted:

@@ -50,6 +50,7 @@ _LOOKS_LIKE_COMMAND = re.compile(r"/\w+(?:\s|$)")
 _INBOX_SIZE = 10_000  # events waiting for the dispatcher; beyond this, events are dropped (and logged)
 _QUEUE_SIZE = 1_000  # jobs waiting for one bot
 _STATE_KEYS = 1_000  # keys one bot may keep
+_ROOMS_CACHED = 10_000  # rooms the dispatcher keeps looked up
 HELP_BOT = "help"
 Job = Callable[[], Awaitable[None]]
 
@@ -273,6 +274,8 @@ class BotRunner:
         self._inbox: asyncio.Queue[Event] = asyncio.Queue(_INBOX_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self._bot_user_ids: set[str] = set()
+        self._rooms: dict[str, tuple[Room, RoomInfo]] = {}  # the dispatcher's room look-ups (_cached_room)
+        self._rooms_version = -1
 
     # lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -363,10 +366,10 @@ class BotRunner:
         if isinstance(event, MessageSent | MessageEdited | MessageDeleted) and event.sender.kind == "bot":
             return  # messages sent by bots never trigger bots
         room_id = _room_id_of(event)
-        room = await self.services.store.get_room(room_id) if room_id else None
-        if room is None:
+        found = await self._cached_room(room_id, event) if room_id else None
+        if found is None:
             return
-        info = await self._room_info(room)
+        room, info = found
         if isinstance(event, RoomCreated | RoomUpdated | ExpertSessionChanged):
             await self._join(room, info)
         on = [running for running in self._bots.values() if self.is_on(running, info)]
@@ -389,6 +392,26 @@ class BotRunner:
                 self._enqueue(running, event, partial(bot.on_message, incoming, ctx))
             else:
                 self._enqueue(running, event, partial(bot.on_event, event, ctx))
+
+    async def _cached_room(self, room_id: str, event: Event) -> tuple[Room, RoomInfo] | None:
+        """The room and what bots see of it (kind, stage), read once per room until something changes rooms: the
+        events that do (a room made, a stage move or closing, an expert session) come through this same inbox in
+        publish order and empty the cache before they are routed, as does any write to rooms or memberships in
+        this process (`Store.access_version`)."""
+        store = self.services.store
+        version = store.access_version
+        if version != self._rooms_version or isinstance(event, RoomCreated | RoomUpdated | ExpertSessionChanged):
+            self._rooms.clear()
+            self._rooms_version = version
+        found = self._rooms.get(room_id)
+        if found is None:
+            room = await store.get_room(room_id)
+            if room is None:
+                return None
+            found = (room, await self._room_info(room))
+            if store.access_version == version and len(self._rooms) < _ROOMS_CACHED:
+                self._rooms[room_id] = found
+        return found
 
     def _route_command(self, event: MessageSent, text: str, info: RoomInfo, on: list[_Running]) -> None:
         caller = person(event.sender)

@@ -28,6 +28,7 @@ from .presence import Presence
 from .ratelimit import RateLimiter
 from .realtime.broadcaster import Broadcaster
 from .realtime.namespace import ChatNamespace
+from .realtime.packet import JsonFirstPacket
 from .services import Services
 from .settings import Settings
 from .storage import open_store
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, extra_bots: Sequence[Bot] = ()) -> web.App
         cors_allowed_origins=settings.allowed_origins,  # None: same origin only
         max_http_buffer_size=settings.max_packet_bytes,
         async_handlers=False,  # one socket's events run in the order sent: its messages keep their order
+        serializer=JsonFirstPacket,  # JSON-encodes once, without python-socketio's Python walk for binary data
         logger=False,
         engineio_logger=False,
     )

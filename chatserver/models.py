@@ -30,7 +30,10 @@ def iso(ts: datetime | None) -> str | None:
     """UTC ISO 8601 with millisecond precision and a `Z`."""
     if ts is None:
         return None
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    if ts.tzinfo is not UTC:  # the store's datetimes are already UTC: no conversion
+        ts = ts.astimezone(UTC)
+    # isoformat is C code, ~2x faster than strftime; it ends "+00:00" for UTC, and truncates to milliseconds.
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 @dataclass(slots=True)

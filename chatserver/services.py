@@ -9,6 +9,7 @@ from integrations.ticketing import BuiltinTicketSystem, TicketSystem
 
 from .auth import Passwords, Tokens
 from .bus import EventBus
+from .cache import AccessCache
 from .metrics import Metrics
 from .presence import Presence
 from .ratelimit import RateLimiter
@@ -33,5 +34,6 @@ class Services:
     expert_desk_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one dispatcher at a time
     # Ticket status changes one at a time: stored and published in the same order, so rooms hear them in order.
     ticket_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    access: AccessCache = field(default_factory=AccessCache)  # members' rooms, for the per-event membership check
     system_user_id: str = ""  # the sender of system messages, set when the store opens
     draining: bool = field(default=False)

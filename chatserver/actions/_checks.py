@@ -12,11 +12,21 @@ MESSAGE_NOT_FOUND = "message not found"
 
 
 async def require_member(services: Services, user: User, room_id: str) -> tuple[Room, Membership]:
-    """The room and the user's membership in it; NotFound alike for missing rooms and non-members."""
-    membership = await services.store.get_membership(room_id, user.id)
-    room = await services.store.get_room(room_id) if membership else None
+    """The room and the user's membership in it; NotFound alike for missing rooms and non-members.
+
+    From `services.access` when nothing changed memberships or rooms since it was read (`Store.access_version`:
+    a removal counts as soon as its write returns), so `room.last_seq` and `membership.last_read_seq` may be
+    behind: read counters from the store."""
+    store = services.store
+    version = store.access_version  # before the reads: a change made while they run is not cached
+    cached = services.access.get(version, room_id, user.id)
+    if cached is not None:
+        return cached
+    membership = await store.get_membership(room_id, user.id)
+    room = await store.get_room(room_id) if membership else None
     if membership is None or room is None:
         raise NotFound(ROOM_NOT_FOUND)
+    services.access.put(version, room_id, user.id, (room, membership))
     return room, membership
 
 

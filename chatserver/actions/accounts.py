@@ -51,7 +51,15 @@ async def token_user(services: Services, verified: VerifiedToken) -> User:
     Sockets call this on every event, so a token's end or a disable ends what it opened."""
     if time.time() > verified.expires_at:
         raise Unauthorized("the token has expired; sign in again")
-    user = await active_user(services, verified.user_id)
+    return check_token_user(verified, await services.store.get_user(verified.user_id))
+
+
+def check_token_user(verified: VerifiedToken, user: User | None) -> User:
+    """`token_user`'s checks on a user already read (the namespace keeps its signed-in users between events)."""
+    if time.time() > verified.expires_at:
+        raise Unauthorized("the token has expired; sign in again")
+    if user is None or not user.active:
+        raise Unauthorized("the user is not active")
     if user.tokens_after is not None and verified.issued_at < user.tokens_after.timestamp():
         raise Unauthorized("the token was revoked; sign in again")
     return user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Forbidden, NotFound
+from ..errors import ChatError, Forbidden, NotFound
 from ..events import MessageDeleted, MessageEdited, MessageSent, NoticeSent, ReadMarked
 from ..mentions import find_mentions
 from ..models import Message, User, new_id, utcnow
@@ -29,19 +29,25 @@ async def send_message(
     A repeat of the same `client_msg_id` by the same sender in the same room returns the stored
     message and publishes nothing."""
     room, _ = await require_member(services, sender, room_id)
-    stored = await services.store.find_message(room_id, sender.id, client_msg_id)
-    if stored is not None:  # a retry: the answer it should have had, whatever has changed since
-        return stored, False
-    text = check_text(services, text)
-    if internal and not (sender.is_staff or sender.kind == "bot"):  # bots answer in an internal note's thread
-        raise Forbidden("only bank staff can write internal notes")
-    require_writable(room)
-    if reply_to is not None:
-        original = await services.store.get_message(reply_to)
-        if original is None or original.room_id != room_id or not can_see(sender, original):
-            raise NotFound("the message replied to is not in this room")
-        if original.internal and not internal:
-            reply_to = None  # a public reply keeps no link to an internal note: clients must not learn of it
+    try:
+        text = check_text(services, text)
+        if internal and not (sender.is_staff or sender.kind == "bot"):  # bots answer in an internal note's thread
+            raise Forbidden("only bank staff can write internal notes")
+        require_writable(room)
+        if reply_to is not None:
+            original = await services.store.get_message(reply_to)
+            if original is None or original.room_id != room_id or not can_see(sender, original):
+                raise NotFound("the message replied to is not in this room")
+            if original.internal and not internal:
+                reply_to = None  # a public reply keeps no link to an internal note: clients must not learn of it
+    except ChatError:
+        # A retry gets the answer it should have had, whatever has changed since (the room closed, the limits).
+        # Only a refused send looks for it here: on the way in, append_message finds a stored one itself, in
+        # its write transaction, and returns it with created=False.
+        stored = await services.store.find_message(room_id, sender.id, client_msg_id)
+        if stored is not None:
+            return stored, False
+        raise
     mentions = await _mentions(services, room_id, sender, text, internal=internal)
     message, created = await services.store.append_message(
         message_id=new_id("m"),

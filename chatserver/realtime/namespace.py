@@ -11,6 +11,7 @@ from typing import Any
 import socketio
 
 from ..actions import accounts, experts, messages, presence, projects, rooms
+from ..auth import VerifiedToken
 from ..errors import ChatError, Unauthorized, Unavailable, internal_error_dict
 from ..models import User
 from ..schemas import (
@@ -55,11 +56,27 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._idle.set()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        # The users signed in on this process's sockets, each with the store's `users_version` it was read at: an
+        # event re-reads its user only after a user was changed (in this process: at once; elsewhere: the session
+        # check, every `session_check_seconds`, reads them all again). Dropped with the user's last socket.
+        self._users: dict[str, tuple[int, User]] = {}
 
     def _disconnect_soon(self, sid: str) -> None:
         task = asyncio.get_running_loop().create_task(self.disconnect(sid))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    async def _user(self, verified: VerifiedToken, *, fresh: bool = False) -> User:
+        """The token's user, checked now (expired, revoked, disabled: Unauthorized); read from the store only when
+        a user changed since it was last read, or when `fresh` (a connect: a new socket sees the store as it is)."""
+        store = self.services.store
+        cached = self._users.get(verified.user_id)
+        if not fresh and cached is not None and cached[0] == store.users_version:
+            return accounts.check_token_user(verified, cached[1])
+        version = store.users_version  # before the read: a change made while it runs is not kept
+        user = await accounts.token_user(self.services, verified)
+        self._users[user.id] = (version, user)
+        return user
 
     # connection ----------------------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -68,7 +85,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise _refused(Unavailable("the server is restarting"))
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            user, verified = await accounts.authenticate(services, token)
+            verified = services.tokens.verify(token)
+            user = await self._user(verified, fresh=True)
         except Unauthorized as exc:
             services.metrics.errors.labels(code=exc.code).inc()
             raise _refused(exc) from None
@@ -103,6 +121,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 self.services.presence.disconnect(user_id, sid)
             else:
                 await presence.user_disconnected(self.services, user_id, sid)
+            if not self.services.presence.sids(user_id):
+                self._users.pop(user_id, None)
             log.info("disconnected", extra={"user_id": user_id, "sid": sid})
 
     # events --------------------------------------------------------------------------------------
@@ -119,7 +139,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if verified is None:
                 raise Unauthorized("not signed in")
             try:
-                user = await accounts.token_user(services, verified)
+                user = await self._user(verified)
             except Unauthorized:
                 self._disconnect_soon(sid)  # after this ack, so the client learns why
                 raise
@@ -151,9 +171,12 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _close_revoked(self) -> None:
         presence = self.services.presence
+        version = self.services.store.users_version
         users = await self.services.store.get_users(presence.user_ids())
         for user_id in presence.user_ids():
             user = users.get(user_id)
+            if user is not None and user_id in self._users:  # changes made elsewhere (a rename) show from now on
+                self._users[user_id] = (version, user)
             for sid in presence.sids(user_id):
                 verified = (await self.get_session(sid)).get("token")
                 revoked = (

@@ -59,6 +59,14 @@ class Revision:
 
 class Store(abc.ABC):
     backend: str = "abstract"
+    # Change counters for the caches above the store (the namespace's signed-in users, actions' membership checks):
+    # every write through this store object that changes a user (`users_version`), or a membership or a room
+    # (`access_version`), bumps the counter once it is committed. A cached copy read at an older version is not
+    # used again, so a change made in this process counts from the moment its write returns, whoever made it and
+    # whether or not an event was published. Writes by other processes are not counted: the caches' owners
+    # re-read on a timer (`session_check_seconds`).
+    users_version: int = 0
+    access_version: int = 0
 
     # lifecycle -----------------------------------------------------------------------------------
     @abc.abstractmethod

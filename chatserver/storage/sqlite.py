@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -265,6 +267,7 @@ _MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+_T = TypeVar("_T")
 
 _ROOMS_PER_QUERY = 400  # below SQLite's expression depth (1000) and bound-variable (999 before 3.32) limits
 _MESSAGE_COLUMNS = (
@@ -368,7 +371,7 @@ def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
         created_at=_dt(created) or datetime.now(UTC),
         edited_at=_dt(edited),
         deleted=bool(deleted),
-        mentions=json.loads(mentions),
+        mentions=[] if mentions == "[]" else json.loads(mentions),  # most messages mention nobody
     )
 
 
@@ -428,6 +431,50 @@ def _ticket_change(row: sqlite3.Row) -> TicketChange:
     )
 
 
+@dataclass(slots=True)
+class _Append:
+    """One append_message waiting for the next group commit: the row (seq to be filled in) and the caller's future,
+    which gets the new seq, or the stored Message if (room, sender, client_msg_id) was there already."""
+
+    values: tuple[Any, ...]
+    done: asyncio.Future[Message | int]
+
+
+def _append_one(tx: sqlite3.Connection, values: tuple[Any, ...]) -> Message | int:
+    message_id, room_id, _, sender_id, text, client_msg_id, *rest = values
+    found = tx.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
+        (room_id, sender_id, client_msg_id),
+    ).fetchone()
+    if found is not None:
+        return _message(tuple(found))
+    bumped = tx.execute(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
+    ).fetchone()
+    if bumped is None:
+        raise KeyError(room_id)
+    seq = int(bumped[0])
+    tx.execute(
+        f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0,?)",
+        (message_id, room_id, seq, sender_id, text, client_msg_id, *rest),
+    )
+    return seq
+
+
+def _append_batch(values: list[tuple[Any, ...]], tx: sqlite3.Connection) -> list[Message | int | Exception]:
+    """Runs on the writer's thread, inside `_write`'s transaction."""
+    results: list[Message | int | Exception] = []
+    for row in values:
+        tx.execute("SAVEPOINT append")
+        try:
+            results.append(_append_one(tx, row))
+        except Exception as exc:  # this message only: the others in the batch go on
+            tx.execute("ROLLBACK TO append")
+            results.append(exc)
+        tx.execute("RELEASE append")
+    return results
+
+
 def _placeholders(values: Iterable[Any]) -> str:
     return ",".join("?" for _ in values)
 
@@ -443,6 +490,8 @@ class SQLiteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._appends: list[_Append] = []  # waiting for the next group commit (_commit_appends)
+        self._append_task: asyncio.Task[None] | None = None
 
     # lifecycle -----------------------------------------------------------------------------------
     async def _connect(self) -> aiosqlite.Connection:
@@ -485,6 +534,8 @@ class SQLiteStore(Store):
                 raise
 
     async def close(self) -> None:
+        if self._append_task is not None:  # appends already accepted are committed (or failed) first
+            await asyncio.shield(self._append_task)
         async with self._write_lock:
             for conn in (self._reader, self._writer):
                 if conn is not None:
@@ -517,6 +568,30 @@ class SQLiteStore(Store):
                 # and does nothing when no transaction is open.
                 await conn.rollback()
                 raise
+
+    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` as one write transaction in one round trip to the writer's thread: `BEGIN IMMEDIATE`, the
+        statements, `COMMIT` (or `ROLLBACK` if it raises) all run there in one call, where `_transaction` takes a
+        round trip (a queue put, a thread wake-up, an event-loop turn) per statement. The commit is done (durable:
+        WAL, synchronous=FULL) when this returns. If the caller is cancelled meanwhile, the thread still finishes
+        the call, commit or rollback, so no transaction is left open."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise RuntimeError("store is not open")
+
+            def run() -> _T:
+                raw = conn._conn  # the sqlite3 connection, used only on aiosqlite's own thread
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(raw)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.execute("COMMIT")
+                return result
+
+            return await conn._execute(run)  # type: ignore[no-untyped-call,no-any-return]
 
     # Each `await` on an aiosqlite call is one round trip to its thread (a queue put, a wake-up of the event loop
     # through its self-pipe). `execute_fetchall` runs the query and reads its rows in one trip, where
@@ -605,8 +680,11 @@ class SQLiteStore(Store):
         }
         if changes:
             assignments = ", ".join(f"{column} = ?" for column in changes)
-            async with self._transaction() as tx:
-                await tx.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*changes.values(), user_id))
+            try:
+                async with self._transaction() as tx:
+                    await tx.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*changes.values(), user_id))
+            finally:  # also after a failed commit: whether it landed is then unknown
+                self.users_version += 1
         return await self.get_user(user_id)
 
     async def get_password_hash(self, user_id: str) -> str | None:
@@ -614,8 +692,11 @@ class SQLiteStore(Store):
         return row["password_hash"] if row else None
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        async with self._transaction() as tx:
-            await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+        try:
+            async with self._transaction() as tx:
+                await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+        finally:
+            self.users_version += 1
 
     async def count_users(self) -> int:
         row = await self._fetchone("SELECT COUNT(*) AS n FROM users")
@@ -915,11 +996,14 @@ class SQLiteStore(Store):
         given = {"title": title, "read_only": int(read_only) if read_only is not None else None}
         changes = {column: value for column, value in given.items() if value is not None}
         if changes:
-            async with self._transaction() as tx:
-                await tx.execute(
-                    f"UPDATE rooms SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
-                    (*changes.values(), room_id),
-                )
+            try:
+                async with self._transaction() as tx:
+                    await tx.execute(
+                        f"UPDATE rooms SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
+                        (*changes.values(), room_id),
+                    )
+            finally:
+                self.access_version += 1
         return await self.get_room(room_id)
 
     async def get_room(self, room_id: str) -> Room | None:
@@ -927,6 +1011,12 @@ class SQLiteStore(Store):
         return _room(row) if row else None
 
     async def add_member(self, membership: Membership) -> bool:
+        try:
+            return await self._add_member(membership)
+        finally:  # counted once the write is over (also when it failed: whether it landed is then unknown)
+            self.access_version += 1
+
+    async def _add_member(self, membership: Membership) -> bool:
         async with self._transaction() as tx:
             async with tx.execute(
                 "SELECT 1 FROM memberships WHERE room_id = ? AND user_id = ?",
@@ -952,6 +1042,12 @@ class SQLiteStore(Store):
         return not existed
 
     async def remove_member(self, room_id: str, user_id: str) -> bool:
+        try:
+            return await self._remove_member(room_id, user_id)
+        finally:  # counted once the write is over (also when it failed: whether it landed is then unknown)
+            self.access_version += 1
+
+    async def _remove_member(self, room_id: str, user_id: str) -> bool:
         async with self._transaction() as tx:
             cur = await tx.execute("DELETE FROM memberships WHERE room_id = ? AND user_id = ?", (room_id, user_id))
             return cur.rowcount > 0
@@ -1041,39 +1137,28 @@ class SQLiteStore(Store):
         mentions: list[str] | None = None,
     ) -> tuple[Message, bool]:
         mentioned = list(dict.fromkeys(mentions or []))
-        async with self._transaction() as tx:
-            found = list(
-                await tx.execute_fetchall(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages"
-                    " WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
-                    (room_id, sender_id, client_msg_id),
-                )
-            )
-            if found:
-                return _message(tuple(found[0])), False
-            bumped = list(
-                await tx.execute_fetchall(
-                    "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
-                )
-            )
-            if not bumped:
-                raise KeyError(room_id)
-            seq = int(bumped[0][0])
-            await tx.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,0,?)",
-                (
-                    message_id,
-                    room_id,
-                    seq,
-                    sender_id,
-                    text,
-                    client_msg_id,
-                    reply_to,
-                    int(internal),
-                    _ts(created_at),
-                    json.dumps(mentioned),
-                ),
-            )
+        request = _Append(
+            (
+                message_id,
+                room_id,
+                None,
+                sender_id,
+                text,
+                client_msg_id,
+                reply_to,
+                int(internal),
+                _ts(created_at),
+                json.dumps(mentioned),
+            ),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._appends.append(request)
+        if self._append_task is None:
+            self._append_task = asyncio.get_running_loop().create_task(self._commit_appends())
+        stored = await request.done  # a cancelled caller: the batch it is in is still committed (or not) whole
+        if isinstance(stored, Message):
+            return stored, False
+        seq = stored
         message = Message(
             id=message_id,
             room_id=room_id,
@@ -1087,6 +1172,33 @@ class SQLiteStore(Store):
             mentions=mentioned,
         )
         return message, True
+
+    async def _commit_appends(self) -> None:
+        """Group commit: the appends that arrived while the last commit was under way go in one transaction (one
+        fsync), each in a savepoint of its own, so one that fails (its room gone) fails alone. Taken in arrival
+        order, so seqs follow the order of the append_message calls; each caller hears of its message only when the
+        transaction holding it is committed."""
+        try:
+            while self._appends:
+                batch, self._appends = self._appends, []
+                try:
+                    results = await self._write(partial(_append_batch, [r.values for r in batch]))
+                except BaseException as exc:
+                    for r in batch:
+                        if not r.done.done():
+                            r.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("store closed"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for r, result in zip(batch, results, strict=True):
+                    if r.done.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        r.done.set_exception(result)
+                    else:
+                        r.done.set_result(result)
+        finally:
+            self._append_task = None
 
     async def find_message(self, room_id: str, sender_id: str, client_msg_id: str) -> Message | None:
         row = await self._fetchone(
@@ -1279,6 +1391,12 @@ class SQLiteStore(Store):
         return _invitation(row) if row else None
 
     async def accept_invitation(self, token_hash: str, password_hash: str, at: datetime) -> Invitation | None:
+        try:
+            return await self._accept_invitation(token_hash, password_hash, at)
+        finally:  # counted once the write is over (also when it failed: whether it landed is then unknown)
+            self.users_version += 1
+
+    async def _accept_invitation(self, token_hash: str, password_hash: str, at: datetime) -> Invitation | None:
         async with self._transaction() as tx:
             cur = await tx.execute(
                 "UPDATE invitations SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL"

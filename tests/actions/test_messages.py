@@ -89,6 +89,24 @@ async def test_a_retry_with_the_same_client_msg_id_returns_the_stored_message_an
     assert [m["id"] for m in history] == [first.id]
 
 
+async def test_a_retry_after_the_room_closed_still_gets_the_stored_message_and_a_new_send_is_refused(
+    services: Services, world: World, refuse: Refuse
+) -> None:
+    first, _ = await messages.send_message(
+        services, world.li, room_id=world.xinghe.id, text="请确认联调时间", client_msg_id="retry-2"
+    )
+    await rooms.set_read_only(services, world.xinghe.id, True)
+
+    again, created = await messages.send_message(
+        services, world.li, room_id=world.xinghe.id, text="请确认联调时间", client_msg_id="retry-2"
+    )
+    assert (again, created) == (first, False)
+    await refuse(
+        messages.send_message(services, world.li, room_id=world.xinghe.id, text="再问一下", client_msg_id=cid()),
+        RoomReadOnly,
+    )
+
+
 async def test_a_non_member_gets_the_same_not_found_as_for_a_missing_room(
     services: Services, world: World, refuse: Refuse
 ) -> None:

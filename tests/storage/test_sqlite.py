@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +209,53 @@ async def test_migration_6_keeps_tickets_and_their_history_and_allows_one_ticket
     finally:
         await store.close()
     assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_concurrent_appends_are_group_committed_in_call_order_each_failing_alone(tmp_path: Path) -> None:
+    """Appends that arrive together share one transaction (group commit), with seqs in call order; a repeated
+    client_msg_id in the same batch gets the stored message; an append to a missing room fails alone."""
+    store = SQLiteStore(tmp_path / "chat.db")
+    await store.open()
+    try:
+        await store.create_user(User(id="u_1", username="am.wang", name="王晓明", org="云帆银行", kind="staff"))
+        await store.create_room(Room(id="r_1", kind="project", title="星河"))
+        await store.add_member(Membership(room_id="r_1", user_id="u_1", role="account_manager"))
+        now = datetime.now(UTC)
+        transactions = 0
+        write = store._write
+
+        async def counted(work: Any) -> Any:
+            nonlocal transactions
+            transactions += 1
+            return await write(work)
+
+        store._write = counted  # type: ignore[method-assign]
+
+        def append(i: int, *, room: str = "r_1", cmid: str | None = None) -> Any:
+            return store.append_message(
+                message_id=f"m_{i}",
+                room_id=room,
+                sender_id="u_1",
+                text=f"第{i}条",
+                client_msg_id=cmid or f"c{i}",
+                created_at=now,
+            )
+
+        results = await asyncio.gather(
+            *[append(i) for i in range(20)],
+            append(20, cmid="c3"),
+            append(21, room="r_gone"),
+            append(22),
+            return_exceptions=True,
+        )
+        made = [r for r in results[:20]]
+        assert [(m.id, m.seq, created) for m, created in made] == [(f"m_{i}", i + 1, True) for i in range(20)]
+        assert results[20] == (made[3][0], False)
+        assert isinstance(results[21], KeyError)
+        assert results[22][0].seq == 21 and results[22][1] is True
+        page, _ = await store.list_messages("r_1", limit=100)
+        assert [m.seq for m in page] == list(range(1, 22))
+        assert (await store.get_room("r_1")).last_seq == 21
+        assert transactions < 23  # appends that waited together were committed together
+    finally:
+        await store.close()
