@@ -241,7 +241,7 @@ async def _id(srv: RunningServer, username: str) -> str:
 async def test_a_mention_in_a_reply_quotes_what_it_replies_to_and_internal_notes_are_marked(
     server_factory: ServerFactory, smtp_server: LocalSmtp, clients: Clients
 ) -> None:
-    srv = await mail_server(server_factory, smtp_server)
+    srv = await mail_server(server_factory, smtp_server, delay=1.0)  # both mentions in one batch
     wang = await clients(srv, "am.wang")
     li = await clients(srv, "xh.li")
     room = await room_id_by_title(wang, "星河")
