@@ -150,7 +150,7 @@ class BotContext(Protocol):
         ...
 
     async def members(self) -> list[Member]:
-        """This room's members (bots included) with their roles in it."""
+        """This room's active members (bots included) with their roles in it; disabled people are left out."""
         ...
 
     async def message(self, message_id: str) -> IncomingMessage | None:

@@ -198,7 +198,12 @@ class _Context:
         store = self._runner.services.store
         memberships = await store.list_members(self._room.id)
         users = await store.get_users([m.user_id for m in memberships])
-        return [Member(person(users[m.user_id]), m.role) for m in memberships if m.user_id in users]
+        # Disabled people stay members (their history is theirs) but can act on nothing: a bot never counts on them.
+        return [
+            Member(person(users[m.user_id]), m.role)
+            for m in memberships
+            if m.user_id in users and users[m.user_id].active
+        ]
 
     def _may_read(self, message: Message) -> bool:
         if self._room is None or message.room_id != self._room.id or message.deleted:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ChatError, Forbidden, NotFound
+from ..errors import ChatError, Forbidden, NotFound, RoomReadOnly
 from ..events import MessageDeleted, MessageEdited, MessageSent, NoticeSent, ReadMarked
 from ..mentions import find_mentions
 from ..models import Message, User, new_id, utcnow
 from ..services import Services
+from ..storage import RoomClosed
 from ..wire import messages_wire
 from . import audit
 from ._checks import MESSAGE_NOT_FOUND, can_see, check_text, require_member, require_writable
@@ -49,17 +50,20 @@ async def send_message(
             return stored, False
         raise
     mentions = await _mentions(services, room_id, sender, text, internal=internal)
-    message, created = await services.store.append_message(
-        message_id=new_id("m"),
-        room_id=room_id,
-        sender_id=sender.id,
-        text=text,
-        client_msg_id=client_msg_id,
-        created_at=utcnow(),
-        reply_to=reply_to,
-        internal=internal,
-        mentions=mentions,
-    )
+    try:
+        message, created = await services.store.append_message(
+            message_id=new_id("m"),
+            room_id=room_id,
+            sender_id=sender.id,
+            text=text,
+            client_msg_id=client_msg_id,
+            created_at=utcnow(),
+            reply_to=reply_to,
+            internal=internal,
+            mentions=mentions,
+        )
+    except RoomClosed:  # closed between the check above and the write
+        raise RoomReadOnly("the room is read-only") from None
     if created:
         services.metrics.messages_sent.inc()
         await services.bus.publish(MessageSent(message=message, sender=sender))

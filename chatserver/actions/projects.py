@@ -128,6 +128,8 @@ async def _move(services: Services, project: Project, stage: Stage) -> Project:
         stage_from=project.stage,
         stage_to=stage,
     )
+    if moved.room_id and stage == "closed":  # first: no message can land after the notice that closes the room
+        await rooms.set_read_only(services, moved.room_id, True)
     if moved.room_id:
         await rooms.post_system_message(
             services, moved.room_id, f"项目阶段变更：{STAGE_NAMES[project.stage]} → {STAGE_NAMES[stage]}。"
@@ -137,11 +139,8 @@ async def _move(services: Services, project: Project, stage: Stage) -> Project:
             moved = await _assign_one(services, moved, role)
     elif stage == "aftersales":
         moved = await _add_duty_staff(services, moved)
-    if moved.room_id:
-        if stage == "closed":
-            await rooms.set_read_only(services, moved.room_id, True)
-        else:
-            await services.bus.publish(RoomUpdated(room_id=moved.room_id))
+    if moved.room_id and stage != "closed":
+        await services.bus.publish(RoomUpdated(room_id=moved.room_id))
     return moved
 
 

@@ -65,6 +65,7 @@ async def post_system_message(services: Services, room_id: str, text: str, *, in
         client_msg_id=new_id("sys"),
         created_at=utcnow(),
         internal=internal,
+        into_read_only=True,  # "项目已结项" goes into the room it closes
     )
     services.metrics.messages_sent.inc()
     await services.bus.publish(MessageSent(message=message, sender=system))

@@ -160,12 +160,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 self._idle.set()
 
     async def watch_sessions(self, interval: float) -> None:
-        """Close, every `interval` seconds, the sockets whose user was disabled or whose token was revoked
-        by another process (the CLI, another server), which published no event this process could hear."""
+        """Find changes made by another process (the CLI, another server), which published no event this process
+        could hear: every second, ask the store whether anyone else wrote (one cheap query); if so — or every
+        `interval` seconds in any case — refresh the signed-in users and close the sockets whose user was
+        disabled or whose token was revoked. The store's change counters drop every cached copy meanwhile."""
+        tick = min(interval, 1.0)
+        waited = 0.0
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(tick)
+            waited += tick
             try:
-                await self._close_revoked()
+                elsewhere = await self.services.store.changed_elsewhere()
+                if elsewhere or waited >= interval:
+                    waited = 0.0
+                    await self._close_revoked()
             except Exception:
                 log.exception("session check failed")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import BotStateFull, DuplicateKey, Revision, Store
+from .base import BotStateFull, DuplicateKey, Revision, RoomClosed, Store
 
-__all__ = ["BotStateFull", "DuplicateKey", "Revision", "Store", "open_store"]
+__all__ = ["BotStateFull", "DuplicateKey", "Revision", "RoomClosed", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:

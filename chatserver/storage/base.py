@@ -39,6 +39,10 @@ from ..models import (
 )
 
 
+class RoomClosed(Exception):
+    """The room is read-only: nothing more can be stored in it."""
+
+
 class BotStateFull(Exception):
     """A bot tried to keep more keys than it may."""
 
@@ -63,10 +67,15 @@ class Store(abc.ABC):
     # every write through this store object that changes a user (`users_version`), or a membership or a room
     # (`access_version`), bumps the counter once it is committed. A cached copy read at an older version is not
     # used again, so a change made in this process counts from the moment its write returns, whoever made it and
-    # whether or not an event was published. Writes by other processes are not counted: the caches' owners
-    # re-read on a timer (`session_check_seconds`).
+    # whether or not an event was published. Writes by other processes (`run.py update-user`, another server)
+    # are found by `changed_elsewhere`, which the namespace asks every second.
     users_version: int = 0
     access_version: int = 0
+
+    @abc.abstractmethod
+    async def changed_elsewhere(self) -> bool:
+        """Whether another process committed to the store since the last call (or since it was opened). When it did,
+        both change counters are bumped first, so no cached user, membership or room read before is used again."""
 
     # lifecycle -----------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -273,8 +282,11 @@ class Store(abc.ABC):
         reply_to: str | None = None,
         internal: bool = False,
         mentions: list[str] | None = None,
+        into_read_only: bool = False,
     ) -> tuple[Message, bool]:
-        """Store a message with the room's next seq. Returns (message, created)."""
+        """Store a message with the room's next seq. Returns (message, created). A read-only room refuses it with
+        `RoomClosed` in the same transaction that would store it (so a send checked just before a room closes
+        cannot land after the close), unless `into_read_only` (the system's notices)."""
 
     @abc.abstractmethod
     async def find_message(self, room_id: str, sender_id: str, client_msg_id: str) -> Message | None:

@@ -38,7 +38,7 @@ from ..models import (
     TicketSync,
     User,
 )
-from .base import BotStateFull, DuplicateKey, Revision, Store
+from .base import BotStateFull, DuplicateKey, Revision, RoomClosed, Store
 
 _MIGRATIONS: list[str] = [
     # version 1
@@ -440,7 +440,8 @@ class _Append:
     done: asyncio.Future[Message | int]
 
 
-def _append_one(tx: sqlite3.Connection, values: tuple[Any, ...]) -> Message | int:
+def _append_one(tx: sqlite3.Connection, request: tuple[Any, ...]) -> Message | int:
+    *values, into_read_only = request
     message_id, room_id, _, sender_id, text, client_msg_id, *rest = values
     found = tx.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?",
@@ -449,9 +450,12 @@ def _append_one(tx: sqlite3.Connection, values: tuple[Any, ...]) -> Message | in
     if found is not None:
         return _message(tuple(found))
     bumped = tx.execute(
-        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (room_id,)
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? AND (read_only = 0 OR ?) RETURNING last_seq",
+        (room_id, int(into_read_only)),
     ).fetchone()
     if bumped is None:
+        if tx.execute("SELECT 1 FROM rooms WHERE id = ?", (room_id,)).fetchone() is not None:
+            raise RoomClosed(room_id)
         raise KeyError(room_id)
     seq = int(bumped[0])
     tx.execute(
@@ -488,6 +492,7 @@ class SQLiteStore(Store):
             raise ValueError("the SQLite store needs a file; ':memory:' is not supported")
         self.path = str(path)
         self._writer: aiosqlite.Connection | None = None
+        self._data_version: int | None = None  # the writer's last `PRAGMA data_version` (changed_elsewhere)
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._appends: list[_Append] = []  # waiting for the next group commit (_commit_appends)
@@ -509,6 +514,7 @@ class SQLiteStore(Store):
         try:
             await self._migrate(self._writer)
             self._reader = await self._connect()
+            self._data_version = await self._writer_data_version()
         except BaseException:
             # A refused or broken data dir must not leave a connection (and its thread) behind.
             await self._writer.close()
@@ -544,6 +550,25 @@ class SQLiteStore(Store):
 
     async def ping(self) -> None:
         await self._fetchone("SELECT 1")
+
+    async def _writer_data_version(self) -> int:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        [row] = await self._writer.execute_fetchall("PRAGMA data_version")
+        return int(row[0])
+
+    async def changed_elsewhere(self) -> bool:
+        # `PRAGMA data_version` on a connection changes when any *other* connection commits. Asked on the writer,
+        # whose own commits do not count and beside which the reader never writes, it changes only when another
+        # process (the CLI, another server) has written.
+        async with self._write_lock:
+            version = await self._writer_data_version()
+        changed = version != self._data_version
+        self._data_version = version
+        if changed:
+            self.users_version += 1
+            self.access_version += 1
+        return changed
 
     # helpers -------------------------------------------------------------------------------------
     @property
@@ -1135,6 +1160,7 @@ class SQLiteStore(Store):
         reply_to: str | None = None,
         internal: bool = False,
         mentions: list[str] | None = None,
+        into_read_only: bool = False,
     ) -> tuple[Message, bool]:
         mentioned = list(dict.fromkeys(mentions or []))
         request = _Append(
@@ -1149,6 +1175,7 @@ class SQLiteStore(Store):
                 int(internal),
                 _ts(created_at),
                 json.dumps(mentioned),
+                into_read_only,
             ),
             asyncio.get_running_loop().create_future(),
         )

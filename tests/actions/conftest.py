@@ -118,6 +118,7 @@ async def world(services: Services, events: list[Event]) -> World:
         text="项目已上线，谢谢各位",
         client_msg_id="c-archived",
         created_at=utcnow(),
+        into_read_only=True,  # history from before it was closed
     )
     assert events == []
     return World(admin, wang, chen, li, sun, zhou, boss, xinghe, ruifeng, archive, archived)

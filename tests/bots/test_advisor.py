@@ -141,6 +141,19 @@ async def test_without_a_service_specialist_the_account_manager_follows_up(serve
     assert "周敏" in notice["text"]
 
 
+async def test_a_disabled_specialist_is_passed_over_for_the_account_manager(
+    server: RunningServer, clients: Any
+) -> None:
+    client = await clients(server, "xh.li")
+    room_id = await room_id_by_title(client, XINGHE)
+    liu = await server.services.store.get_user_by_username("ss.liu")
+    assert liu is not None
+    await server.services.store.update_user(liu.id, active=False)  # still a member; can act on nothing
+
+    _, answer = await ask(client, room_id, UNKNOWN_QUESTION)
+    assert answer == "这个问题我需要请同事确认，已通知客户经理 @王晓明 跟进。"
+
+
 async def test_staff_chatter_is_left_alone_and_a_mention_is_answered(server: RunningServer, clients: Any) -> None:
     staff = await clients(server, "am.wang")
     client = await clients(server, "xh.li")

@@ -24,7 +24,7 @@ from chatserver.models import (
     User,
     new_id,
 )
-from chatserver.storage import BotStateFull, DuplicateKey, Revision, Store
+from chatserver.storage import BotStateFull, DuplicateKey, Revision, RoomClosed, Store
 
 from .conftest import Backend
 
@@ -1369,3 +1369,24 @@ async def test_tickets_survive_closing_and_reopening(backend: Backend) -> None:
         assert (await reopened.get_ticket(1), await reopened.list_ticket_changes(ticket.id)) == snapshot
     finally:
         await reopened.close()
+
+
+async def test_a_read_only_room_refuses_a_message_in_the_writing_transaction(store: Store) -> None:
+    wang = await add_user(store, "am.wang")
+    room = await add_room(store, wang)
+    await send(store, room, wang, "结项前最后一条")
+    await store.update_room(room.id, read_only=True)
+    with pytest.raises(RoomClosed):
+        await send(store, room, wang, "结项后")
+    _, created = await store.append_message(
+        message_id=new_id("m"),
+        room_id=room.id,
+        sender_id=wang.id,
+        text="项目阶段变更：售后 → 结项。",
+        client_msg_id="sys-1",
+        created_at=tick(),
+        into_read_only=True,
+    )
+    page, _ = await store.list_messages(room.id)
+    assert created and [m.text for m in page] == ["结项前最后一条", "项目阶段变更：售后 → 结项。"]
+    assert [m.seq for m in page] == [1, 2]  # the refused one took no seq

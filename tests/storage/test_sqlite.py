@@ -259,3 +259,32 @@ async def test_concurrent_appends_are_group_committed_in_call_order_each_failing
         assert transactions < 23  # appends that waited together were committed together
     finally:
         await store.close()
+
+
+async def test_changed_elsewhere_sees_other_processes_writes_only(tmp_path: Path) -> None:
+    here, there = SQLiteStore(tmp_path / "chat.db"), SQLiteStore(tmp_path / "chat.db")
+    await here.open()
+    await there.open()
+    try:
+        assert not await here.changed_elsewhere()
+        await here.create_user(User(id="u_1", username="am.wang", name="王晓明", org="云帆银行", kind="staff"))
+        assert not await here.changed_elsewhere()  # its own writes are counted by its own counters
+        users, access = here.users_version, here.access_version
+        await there.update_user("u_1", name="王晓明远")  # another process (the CLI)
+        assert await here.changed_elsewhere()
+        assert here.users_version > users and here.access_version > access  # every cached copy is dropped
+        assert not await here.changed_elsewhere()
+        await there.update_user("u_1", name="王晓明")
+    finally:
+        await here.close()
+        await there.close()
+    again = SQLiteStore(tmp_path / "chat.db")
+    await again.open()  # a write made before the first question counts too: it is compared with the open
+    try:
+        other = SQLiteStore(tmp_path / "chat.db")
+        await other.open()
+        await other.update_user("u_1", name="王晓明远")
+        await other.close()
+        assert await again.changed_elsewhere()
+    finally:
+        await again.close()
