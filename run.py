@@ -224,14 +224,15 @@ def _read_password(args: argparse.Namespace) -> str | None:
 async def _serve(settings: Settings) -> None:
     from aiohttp import web
 
-    from chatserver.app import create_app
+    from chatserver.app import create_app, settle_memory_for_serving
     from chatserver.demo import DEMO_PASSWORD, DEMO_USERS
     from chatserver.logs import configure_logging
 
     configure_logging(settings.log_level)
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1)
-    await runner.setup()
+    await runner.setup()  # the lifespan runs here: store open, demo seeded, bots started (the knowledge base loaded)
+    settle_memory_for_serving()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else settings.port

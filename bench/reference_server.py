@@ -25,6 +25,8 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from chatserver.app import settle_memory_for_serving
+
 _KEEP = 1000
 
 
@@ -106,6 +108,7 @@ async def _main(args: argparse.Namespace) -> None:
     app = create_app(args.history_room, args.history_count)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1)
     await runner.setup()
+    settle_memory_for_serving()  # the same collector settings as `run.py` gives the real server: a fair ceiling
     site = web.TCPSite(runner, "127.0.0.1", args.port)
     await site.start()
     print(f"reference server is running at http://127.0.0.1:{runner.addresses[0][1]}/", flush=True)
