@@ -241,7 +241,7 @@ async def _id(srv: RunningServer, username: str) -> str:
 async def test_a_mention_in_a_reply_quotes_what_it_replies_to_and_internal_notes_are_marked(
     server_factory: ServerFactory, smtp_server: LocalSmtp, clients: Clients
 ) -> None:
-    srv = await mail_server(server_factory, smtp_server, delay=1.0)  # both mentions in one batch
+    srv = await mail_server(server_factory, smtp_server)
     wang = await clients(srv, "am.wang")
     li = await clients(srv, "xh.li")
     room = await room_id_by_title(wang, "星河")
@@ -251,9 +251,15 @@ async def test_a_mention_in_a_reply_quotes_what_it_replies_to_and_internal_notes
     note = await send(wang, room, "内部：这个客户的需求要先评估。")
     await send(wang, room, "@陈思远 看看这条。", reply_to=note["id"], internal=True)
 
-    [email] = await smtp_server.wait_for(1)
-    assert email.rcpt_tos == ["chen@yunfan-bank.example"]
-    plain, html = email.part("plain"), email.part("html")
+    # One email or two, depending on how the batch window fell: read what arrives until both messages are in.
+    deadline = time.monotonic() + 5
+    while True:
+        emails = smtp_server.to("chen@yunfan-bank.example")
+        plain = "".join(e.part("plain") for e in emails)
+        html = "".join(e.part("html") for e in emails)
+        if ("看看这条" in plain and "请帮忙回答一下" in plain) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert "回复 李娜：生产环境的白名单<script>什么时候生效？" in plain  # the hand-off means little without it
     assert "回复 李娜：生产环境的白名单&lt;script&gt;什么时候生效？" in html and "<script>" not in html
     assert plain.count("【内部备注，客户不可见】") == 1 and "回复 王晓明：内部：这个客户的需求要先评估。" in plain
