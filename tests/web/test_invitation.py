@@ -78,6 +78,7 @@ async def test_an_invitation_link_sets_the_password_and_signs_in_once(open_user:
     # The same link again: refused, and the way to the login form is offered.
     await u.tid("logout-button").click()
     await u.page.goto(f"{server.url}/#invite={token}")
+    await expect(u.tid("invite-form")).to_be_visible()  # the page has taken the token out of the address
     await u.page.reload()
     await expect(u.tid("invite-form")).to_be_hidden()  # reloaded without the token: the login form
     await u.page.goto(f"{server.url}/?again=1#invite={token}")
