@@ -44,9 +44,8 @@ from .base import ActionRefused, Bot, Command, CommandCall, FiledTicket, Incomin
 
 log = logging.getLogger("chatserver.bots")
 
-_COMMAND = re.compile(r"/(\w+)(?:\s+(.*))?", re.DOTALL)
 # A command is a slash and a word, then a space or the end: "/api/payments 返回 E2005" is a message about a path.
-_LOOKS_LIKE_COMMAND = re.compile(r"/\w+(?:\s|$)")
+_COMMAND = re.compile(r"/(\w+)(?:\s+(.*))?", re.DOTALL)
 _INBOX_SIZE = 10_000  # events waiting for the dispatcher; beyond this, events are dropped (and logged)
 _QUEUE_SIZE = 1_000  # jobs waiting for one bot
 _STATE_KEYS = 1_000  # keys one bot may keep
@@ -382,8 +381,8 @@ class BotRunner:
             return
         if isinstance(event, MessageSent):
             text = event.message.text.strip()
-            if _LOOKS_LIKE_COMMAND.match(text):
-                self._route_command(event, text, info, on)
+            if command := _COMMAND.fullmatch(text):
+                self._route_command(event, command, info, on)
                 return
         for running in on:
             bot = running.bot
@@ -418,12 +417,11 @@ class BotRunner:
                 self._rooms[room_id] = found
         return found
 
-    def _route_command(self, event: MessageSent, text: str, info: RoomInfo, on: list[_Running]) -> None:
+    def _route_command(self, event: MessageSent, match: re.Match[str], info: RoomInfo, on: list[_Running]) -> None:
         caller = person(event.sender)
         incoming = _incoming(event)
-        match = _COMMAND.fullmatch(text)
-        name = match.group(1) if match else ""
-        args = (match.group(2) or "").strip() if match else ""
+        name = match.group(1)
+        args = (match.group(2) or "").strip()
         for running in on:
             for command in running.bot.commands:
                 if command.name == name and (caller.is_staff or not command.staff_only):
@@ -434,8 +432,7 @@ class BotRunner:
         # Unknown (or not for this user): answered privately, by the help bot where it is on, else by a bot that is.
         answerer = next((r for r in on if r.bot.name == HELP_BOT), on[0])
         ctx = _Context(self, answerer, info, event.message)
-        shown = f"/{name}" if name else text.split(maxsplit=1)[0][:32]
-        answer = f"没有 {shown} 这个命令。输入 /help 查看本房间可用的命令。"
+        answer = f"没有 /{name[:32]} 这个命令。输入 /help 查看本房间可用的命令。"
         self._enqueue(answerer, event, partial(ctx.tell, caller.id, answer))
 
     async def _run_command(self, running: _Running, call: CommandCall, ctx: _Context) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +74,37 @@ class RunningServer:
         """Shut down as on SIGTERM: drain events, close sockets, close the store."""
         if self.runner.server is not None:
             await self.runner.cleanup()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_py_env(**settings: str) -> dict[str, str]:
+    """The environment for `run.py` in a test: no CHAT_* setting from outside, these ones added."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}, **settings}
+
+
+async def start_run_py(data_dir: Path, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """`python run.py --data-dir DIR --port 0` as a process of its own, once it says where it listens: (process, url).
+    The caller stops it (terminate, or SIGTERM)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "run.py",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        assert line, "the server exited before it was ready"
+        if match := re.search(r"(http://127\.0\.0\.1:\d+)/", line):
+            return proc, match.group(1)
 
 
 async def start_server(settings: Settings, bots: Sequence[Bot] = ()) -> tuple[web.AppRunner, str]:

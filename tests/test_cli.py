@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from chatserver.app import build_services
-from tests.conftest import connect, login, make_settings, room_id_by_title
+from tests.conftest import connect, login, make_settings, room_id_by_title, run_py_env, start_run_py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,26 +111,8 @@ async def test_add_user_from_the_cli_can_then_sign_in(tmp_path, server_factory):
 
 async def test_sigterm_finishes_writes_under_way_then_exits(tmp_path):
     data_dir = tmp_path / "data"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "run.py",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        "0",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        # 40 sends at once: above the per-user burst, which would refuse some as rate_limited before the signal
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}, "CHAT_RATE_SEND_BURST": "100"},
-    )
-    assert proc.stdout is not None
-    url = None
-    while url is None:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert line, "the server exited before it was ready"
-        if match := re.search(r"(http://127\.0\.0\.1:\d+)/", line):
-            url = match.group(1)
+    # 40 sends at once: above the per-user burst, which would refuse some as rate_limited before the signal
+    proc, url = await start_run_py(data_dir, run_py_env(CHAT_RATE_SEND_BURST="100"))
     token = await login(url, "am.wang")
     client = await connect(url, token)
     room_id = await room_id_by_title(client, "星河")

@@ -4,17 +4,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from chatserver.demo import DEMO_PASSWORD
 from chatserver.demo_scenario import ScenarioSettings, play, read_outbox
-from tests.conftest import RunningServer
+from tests.conftest import ROOT, RunningServer, run_py_env, start_run_py
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "platform-secret-for-the-scenario-0123456789"
 DELAY = 0.5
 
@@ -64,30 +61,9 @@ async def test_the_story_plays_end_to_end(server_factory: Any) -> None:
 
 async def test_run_py_demo_scenario_plays_against_a_server_on_the_same_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CHAT_")},
-        "CHAT_MAIL_MENTION_DELAY_SECONDS": "1",
-    }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "run.py",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        "0",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-    )
+    env = run_py_env(CHAT_MAIL_MENTION_DELAY_SECONDS="1")
+    server, url = await start_run_py(data_dir, env)
     try:
-        assert server.stdout is not None
-        url = None
-        while url is None:
-            line = (await asyncio.wait_for(server.stdout.readline(), 60)).decode()
-            assert line, "the server exited before it was ready"
-            if match := re.search(r"(http://127\.0\.0\.1:\d+)/", line):
-                url = match.group(1)
         # No platform secret configured anywhere: the server and the command share the one in the data dir.
         scenario = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -124,7 +100,7 @@ async def test_demo_scenario_says_clearly_when_no_server_answers(tmp_path: Path)
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if not k.startswith("CHAT_")},
+        env=run_py_env(),
     )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
