@@ -66,15 +66,25 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     ref_sat = _get(results, "reference", "fanout", "saturation_deliveries_per_s")
     real_sat = _get(results, "real", "fanout", "saturation_deliveries_per_s")
     sat_ratio = real_sat / ref_sat if ref_sat and real_sat is not None else None
+    # A server that never broke the bound up to the highest rate tried has its saturation above that: a lower bound.
+    ref_open = _get(results, "reference", "fanout", "saturation_reached") is False
+    real_open = _get(results, "real", "fanout", "saturation_reached") is False
+    sat_met = None
+    if sat_ratio is not None:
+        if not ref_open and (sat_ratio >= 0.8 or not real_open):
+            sat_met = sat_ratio >= 0.8  # real ≥ its figure, so a ratio already ≥ 0.8 only grows
+        elif ref_open and not real_open and sat_ratio < 0.8:
+            sat_met = False  # the reference's true figure is higher still
     row(
         "fan-out saturation (p99 < 100 ms)",
         "deliveries/s",
         ref_sat,
         real_sat,
         "real ÷ ref ≥ 0.8",
-        None if sat_ratio is None else sat_ratio >= 0.8,
+        sat_met,
         True,
     )
+    rows[-1]["lower_bound"] = {"reference": ref_open, "real": real_open}
     row(
         "fan-out saturation offered rate",
         "messages/s",
@@ -154,6 +164,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _bounded(row: dict[str, Any], kind: str) -> str:
+    """A figure, marked `≥` when it is only a lower bound (the server never saturated in the rates tried)."""
+    text = _fmt(row[kind])
+    return f"≥ {text}" if row.get("lower_bound", {}).get(kind) and row[kind] is not None else text
+
+
 def table(data: dict[str, Any]) -> str:
     rows = data["summary"]
     head = ["metric", "unit", "reference", "real", "real÷ref", "target", "met"]
@@ -161,9 +177,9 @@ def table(data: dict[str, Any]) -> str:
         [
             r["metric"],
             r["unit"],
-            _fmt(r["reference"]),
-            _fmt(r["real"]),
-            _fmt(r["ratio"]),
+            _bounded(r, "reference"),
+            _bounded(r, "real"),
+            _fmt(r["ratio"]) if not any(r.get("lower_bound", {}).values()) else f"~{_fmt(r['ratio'])}",
             r["target"],
             _fmt(r["met"]) if r["met"] is not None else "",
         ]
@@ -188,8 +204,10 @@ def steps_table(results: dict[str, Any]) -> str:
 
 
 def step_line(kind: str, s: dict[str, Any]) -> str:
+    again = " (again)" if s.get("attempt", 1) > 1 else ""
     return (
-        f"  {kind:9} {s['offered_msgs_per_s']:>5g} msg/s ({s['offered_deliveries_per_s']:>6,.0f} deliveries/s offered)"
+        f"  {kind:9} {s['offered_msgs_per_s']:>5g} msg/s{again}"
+        f" ({s['offered_deliveries_per_s']:>6,.0f} deliveries/s offered)"
         f"  delivered {s['delivered_per_s']:>7,.0f}/s  p50 {s['p50_ms']:7.1f}  p95 {s['p95_ms']:7.1f}"
         f"  p99 {s['p99_ms']:7.1f}  max {s['max_ms']:7.1f} ms  lost {s['lost']} dup {s['duplicated']}"
         f"  cpu: server {s['server_cpu_share']:.2f} generator {s['generator_cpu_share']:.2f} cores"
@@ -212,6 +230,12 @@ def plot(data: dict[str, Any], path: Path) -> None:
         steps = _get(data["results"], kind, "fanout", "steps") or []
         if not steps:
             continue
+        best: dict[float, dict[str, Any]] = {}  # a step run twice (a retry over the bound): the better run
+        for s in steps:
+            rate = s["offered_deliveries_per_s"]
+            if rate not in best or s["p99_ms"] < best[rate]["p99_ms"]:
+                best[rate] = s
+        steps = [best[rate] for rate in sorted(best)]
         x = [s["offered_deliveries_per_s"] for s in steps]
         ax.plot(x, [s["p99_ms"] for s in steps], "-o", color=colour, label=f"{label} p99")
         ax.plot(x, [s["p50_ms"] for s in steps], "--s", color=colour, alpha=0.7, label=f"{label} p50")

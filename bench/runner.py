@@ -34,6 +34,12 @@ class Options:
     rates: tuple[float, ...] = (10, 20, 40, 80, 120, 160, 200, 260, 320, 400)
     step_seconds: float = 5.0
     stop_p99_ms: float = 1000.0
+    # Past the last of `rates`, while the server keeps p99 under 100 ms, the offered rate grows by `grow` (at least
+    # 20 msg/s a step) up to `max_rate`: the saturation point is found, not capped by the list.
+    grow: float = 1.1
+    max_rate: float = 2000.0
+    # A step over the bound is run once more before it counts: one stall of the shared machine is not saturation.
+    retries: int = 1
     idle: tuple[int, ...] = (1000, 5000)
     history_messages: int = 1_000_000
     history_calls: int = 300
@@ -194,12 +200,12 @@ class Bench:
             )
         time.sleep(opts.settle_seconds)  # presence and bot work after the connects settle
         settle(server)
-        for number, rate in enumerate(opts.rates):
-            step = self._fanout_step(gen, server, number, rate)
+        while (move := next_step(opts, steps)) is not None:
+            rate, attempt = move
+            step = self._fanout_step(gen, server, len(steps), rate)
+            step["attempt"] = attempt
             steps.append(step)
             print(report.step_line(kind, step), flush=True)
-            if step["p99_ms"] > opts.stop_p99_ms or step["lost"] or step["failed"]:
-                break
         return {"connect_seconds": connected["seconds"], "steps": steps, **saturation(steps)}
 
     def _fanout_step(self, gen: Generator, server: ServerProcess, number: int, rate: float) -> dict[str, Any]:
@@ -342,17 +348,60 @@ class Bench:
         }
 
 
+BOUND_MS = 100.0  # the issue's saturation bound: p99 send→deliver
+
+
+def within_bound(step: dict[str, Any]) -> bool:
+    return bool(step["p99_ms"] < BOUND_MS and not step["lost"] and not step["duplicated"] and not step["failed"])
+
+
+def next_step(opts: Options, steps: list[dict[str, Any]]) -> tuple[float, int] | None:
+    """The fan-out's next (offered rate, attempt), or None when it is over. In order: `rates`; a step over the bound
+    again (up to `retries` times) until the first rate that stays over it; past the last of `rates`, while nothing
+    broke the bound, a rate `grow` times higher (at least 20 msg/s more, at most `max_rate`). It ends at a step
+    that lost or failed a message or had a p99 past `stop_p99_ms`."""
+    if not steps:
+        return (opts.rates[0], 1) if opts.rates else None
+    last = steps[-1]
+    rate, attempt = last["offered_msgs_per_s"], last["attempt"]
+    if last["lost"] or last["failed"]:
+        return None
+    before = steps[: len(steps) - attempt]  # the steps of the earlier rates
+    if not within_bound(last) and attempt <= opts.retries and not saturation(before)["saturation_reached"]:
+        return rate, attempt + 1
+    if last["p99_ms"] > opts.stop_p99_ms:
+        return None
+    position = sum(1 for s in steps if s["attempt"] == 1)
+    if position < len(opts.rates):
+        return opts.rates[position], 1
+    if saturation(steps)["saturation_reached"]:
+        return None
+    following = max(rate + 20, round(rate * opts.grow / 10) * 10)
+    return (following, 1) if following <= opts.max_rate else None
+
+
 def saturation(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The highest offered rate whose p99 stayed under 100 ms with nothing lost or duplicated."""
-    good = [s for s in steps if s["p99_ms"] < 100 and not s["lost"] and not s["duplicated"] and not s["failed"]]
-    if not good:
-        return {"saturation_msgs_per_s": 0.0, "saturation_deliveries_per_s": 0.0}
-    best = max(good, key=lambda s: s["offered_msgs_per_s"])
+    """The highest offered rate below the first one that broke the bound (p99 under 100 ms, nothing lost,
+    duplicated or failed) in every attempt. `saturation_reached` is false when no rate broke it: the server's
+    saturation is then above the highest rate tried (`--max-rate`), and only a lower bound is known."""
+    by_rate: dict[float, list[dict[str, Any]]] = {}
+    for step in steps:
+        by_rate.setdefault(step["offered_msgs_per_s"], []).append(step)
+    best: dict[str, Any] | None = None
+    reached = False
+    for rate in sorted(by_rate):
+        good = [s for s in by_rate[rate] if within_bound(s)]
+        if not good:
+            reached = True
+            break
+        best = min(good, key=lambda s: s["p99_ms"])
+    if best is None:
+        return {"saturation_msgs_per_s": 0.0, "saturation_deliveries_per_s": 0.0, "saturation_reached": reached}
     return {
         "saturation_msgs_per_s": best["offered_msgs_per_s"],
         "saturation_deliveries_per_s": best["delivered_per_s"],
         "saturation_offered_deliveries_per_s": best["offered_deliveries_per_s"],
-        "saturation_reached": len(good) < len(steps),
+        "saturation_reached": reached,
     }
 
 
@@ -378,6 +427,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     p.add_argument("--step-seconds", type=float, default=d.step_seconds, help="fan-out: seconds per rate")
     p.add_argument("--stop-p99-ms", type=float, default=d.stop_p99_ms, help="fan-out: stop stepping past this p99")
+    p.add_argument(
+        "--grow",
+        type=float,
+        default=d.grow,
+        help="fan-out: past the last rate, grow the rate by this factor until p99 reaches 100 ms (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-rate", type=float, default=d.max_rate, help="fan-out: highest rate searched (default %(default)s)"
+    )
+    p.add_argument(
+        "--retries", type=int, default=d.retries, help="fan-out: runs of a step over the bound before it counts"
+    )
     p.add_argument("--idle", default=",".join(map(str, d.idle)), help="idle: connection counts (default %(default)s)")
     p.add_argument("--history-messages", type=int, default=d.history_messages, help="history: room size")
     p.add_argument("--history-calls", type=int, default=d.history_calls)
@@ -401,6 +462,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         rates=tuple(float(r) for r in a.rates.split(",") if r),
         step_seconds=a.step_seconds,
         stop_p99_ms=a.stop_p99_ms,
+        grow=a.grow,
+        max_rate=a.max_rate,
+        retries=a.retries,
         idle=tuple(int(x) for x in a.idle.split(",") if x),
         history_messages=a.history_messages,
         history_calls=a.history_calls,

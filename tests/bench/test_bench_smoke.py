@@ -16,6 +16,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
         room_size=4,
         rates=(10.0, 20.0),
         step_seconds=1.0,
+        max_rate=20.0,  # no search past the listed rates, and no step run again: a few seconds in all
+        retries=0,
         idle=(12, 24),
         history_messages=2_000,
         history_calls=20,
