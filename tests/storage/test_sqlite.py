@@ -231,11 +231,11 @@ async def test_concurrent_appends_are_group_committed_in_call_order_each_failing
 
         store._write = counted  # type: ignore[method-assign]
 
-        def append(i: int, *, room: str = "r_1", cmid: str | None = None) -> Any:
+        def append(i: int, *, room: str = "r_1", cmid: str | None = None, mid: str = "", sender: str = "u_1") -> Any:
             return store.append_message(
-                message_id=f"m_{i}",
+                message_id=mid or f"m_{i}",
                 room_id=room,
-                sender_id="u_1",
+                sender_id=sender,
                 text=f"第{i}条",
                 client_msg_id=cmid or f"c{i}",
                 created_at=now,
@@ -246,6 +246,9 @@ async def test_concurrent_appends_are_group_committed_in_call_order_each_failing
             append(20, cmid="c3"),
             append(21, room="r_gone"),
             append(22),
+            append(23, mid="m_5"),  # the row itself is refused (its id is taken): its seq is given back
+            append(24, sender="u_gone"),  # no such sender (foreign key)
+            append(25),
             return_exceptions=True,
         )
         made = [r for r in results[:20]]
@@ -253,10 +256,13 @@ async def test_concurrent_appends_are_group_committed_in_call_order_each_failing
         assert results[20] == (made[3][0], False)
         assert isinstance(results[21], KeyError)
         assert results[22][0].seq == 21 and results[22][1] is True
+        assert isinstance(results[23], sqlite3.IntegrityError) and isinstance(results[24], sqlite3.IntegrityError)
+        assert results[25][0].seq == 22 and results[25][1] is True
         page, _ = await store.list_messages("r_1", limit=100)
-        assert [m.seq for m in page] == list(range(1, 22))
-        assert (await store.get_room("r_1")).last_seq == 21
-        assert transactions < 23  # appends that waited together were committed together
+        assert [m.seq for m in page] == list(range(1, 23))
+        assert [m.id for m in page if m.seq == 6] == ["m_5"]  # the refused row changed nothing
+        assert (await store.get_room("r_1")).last_seq == 22
+        assert transactions < 26  # appends that waited together were committed together
     finally:
         await store.close()
 
