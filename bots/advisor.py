@@ -178,13 +178,18 @@ class AdvisorBot(Bot):
         return asyncio.shield(loading)  # a job cut off by its time limit must not cancel the load for the next one
 
     # deciding whether to answer ----------------------------------------------------------------------
+    def wants(self, message: IncomingMessage) -> bool:
+        """A mention of the advisor, or a client's question; never an internal note."""
+        if message.internal:
+            return False
+        mentioned, question = strip_mention(message.text)
+        return mentioned or (message.sender.kind == "client" and reads_as_question(question))
+
     async def on_message(self, message: IncomingMessage, ctx: BotContext) -> None:
         room = ctx.room
-        if room is None or room.read_only or message.internal:
+        if room is None or room.read_only or not self.wants(message):
             return
         mentioned, question = strip_mention(message.text)
-        if not mentioned and not (message.sender.kind == "client" and reads_as_question(question)):
-            return
         members = await ctx.members()
         if room.kind == "expert" and not mentioned and not _experts(members):
             # A request's first message is posted before the desk assigns an expert: give the desk a moment.

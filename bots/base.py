@@ -199,8 +199,15 @@ class Bot:
         command says (to the caller or to the room)."""
         return None
 
+    def wants(self, message: IncomingMessage) -> bool:
+        """Whether `on_message` should get this message: a quick look at the message alone (synchronous, no
+        store), asked before any work is queued for the bot. Every message by default; a bot that answers only
+        some (a mention, a question) says so here, so the rest of a room's chat costs it nothing."""
+        return True
+
     async def on_message(self, message: IncomingMessage, ctx: BotContext) -> None:
-        """A person's message (not a command) in a room where the bot is on; needs `MessageSent` in `events`."""
+        """A person's message (not a command) in a room where the bot is on, that `wants` took; needs
+        `MessageSent` in `events`."""
 
     async def on_event(self, event: Event, ctx: BotContext) -> None:
         """Another domain event listed in `events`, in a room where the bot is on."""

@@ -384,17 +384,25 @@ class BotRunner:
             if command := _COMMAND.fullmatch(text):
                 self._route_command(event, command, info, on)
                 return
+        incoming = _incoming(event) if isinstance(event, MessageSent) else None
         for running in on:
             bot = running.bot
             if type(event) not in bot.events:
                 continue
-            ctx = _Context(self, running, info, event.message if isinstance(event, MessageSent) else None, event)
             if isinstance(event, MessageSent):
+                assert incoming is not None
                 if event.message.internal and not bot.reads_internal_notes:
                     continue
-                incoming = _incoming(event)
+                try:
+                    if not bot.wants(incoming):
+                        continue  # most messages: no context, no queue, no work for the bot
+                except Exception as exc:
+                    self._log_failure("bot failed", exc, running, event)
+                    continue
+                ctx = _Context(self, running, info, event.message, event)
                 self._enqueue(running, event, partial(bot.on_message, incoming, ctx))
             else:
+                ctx = _Context(self, running, info, None, event)
                 self._enqueue(running, event, partial(bot.on_event, event, ctx))
 
     async def _cached_room(self, room_id: str, event: Event) -> tuple[Room, RoomInfo] | None:

@@ -42,6 +42,23 @@ class EchoBot(Bot):
         return "员工专用的答案"
 
 
+class PickyBot(Bot):
+    """Wants only questions; its look at a message fails on one text."""
+
+    name = "picky"
+    display_name = "挑剔机器人"
+    events = (MessageSent,)
+
+    def wants(self, message: IncomingMessage) -> bool:
+        if message.text == "炸了":
+            raise ValueError(message.text)
+        return message.text.endswith("？")
+
+    async def on_message(self, message: IncomingMessage, ctx: BotContext) -> None:
+        await ctx.state.set("seen", await ctx.state.get("seen", 0) + 1)
+        await ctx.reply(f"收到问题：{message.text}")
+
+
 class FailingBot(Bot):
     name = "failing"
     display_name = "出错机器人"
@@ -173,6 +190,28 @@ async def test_bot_messages_never_trigger_bots(server_factory: Any, clients: Any
     bot_messages = [m for m in staff.events("message") if m["sender"]["kind"] == "bot"]
     assert [m["text"] for m in bot_messages] == ["回声：第一条"]
     assert await server.app[BOT_RUNNER]._bots["echo"].state.get("seen") == 1  # its state: one message seen
+
+
+async def test_a_bot_gets_only_the_messages_it_wants(
+    server_factory: Any, clients: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="chatserver.bots")
+    server = await server_factory(extra_bots=[PickyBot(), EchoBot()])
+    staff = await clients(server, "am.wang")
+    room_id = await room_id_by_title(staff, XINGHE)
+
+    for text in ("随便说说", "炸了", "几点开会？"):
+        await send(staff, room_id, text)
+    await staff.wait_for("message", lambda m: m["text"] == "收到问题：几点开会？")
+    for text in ("随便说说", "炸了", "几点开会？"):  # the other bot gets every message, the failing look included
+        await staff.wait_for("message", lambda m, text=text: m["text"] == f"回声：{text}")
+    await asyncio.sleep(0.3)
+    picky = [m["text"] for m in staff.events("message") if from_bot("挑剔机器人")(m)]
+    assert picky == ["收到问题：几点开会？"]
+    assert await server.app[BOT_RUNNER]._bots["picky"].state.get("seen") == 1
+    [failed] = [r for r in caplog.records if r.getMessage() == "bot failed"]
+    assert failed.__dict__["bot"] == "picky" and failed.__dict__["error"] == "ValueError"
+    assert "炸了" not in f"{failed.getMessage()} {failed.__dict__}"
 
 
 async def test_failing_and_hanging_bots_delay_nothing_and_are_logged(
