@@ -93,6 +93,7 @@ class Bench:
         )
         self.data_dir = opts.data_dir or work / "data"
         self.tokens: dict[str, str] = {}
+        self.started = time.monotonic()
 
     # set-up ----------------------------------------------------------------------------------------
     def prepare(self) -> dict[str, Any]:
@@ -188,25 +189,43 @@ class Bench:
             result["random_depth"] = ms_summary(deep)
         return result
 
-    def fanout(self, server: ServerProcess, kind: str, after_stop: list[Generator]) -> dict[str, Any]:
+    def fanout(self, up: dict[str, ServerProcess], after_stop: list[Generator]) -> dict[str, dict[str, Any]]:
+        """Every server's fan-out, run side by side: each has its users connected the whole time, and the steps
+        take turns (reference, then real, rate after rate), so a spell of load from elsewhere on the host falls on
+        both servers' steps alike rather than on whichever happened to be running."""
         opts = self.opts
-        gen = Generator(server.url, self.specs(kind, opts.users), opts.workers)
-        after_stop.append(gen)  # closed after the server: thousands of goodbyes would cost it more than a stop
-        steps: list[dict[str, Any]] = []
-        connected = gen.connect(opts.users)
-        if connected["connected"] != opts.users:
-            raise RuntimeError(
-                f"{kind}: only {connected['connected']} of {opts.users} connected: {connected['errors']}"
-            )
+        gens: dict[str, Generator] = {}
+        connected: dict[str, dict[str, Any]] = {}
+        for kind, server in up.items():
+            gen = Generator(server.url, self.specs(kind, opts.users), opts.workers)
+            after_stop.append(gen)  # closed after the server: thousands of goodbyes would cost it more than a stop
+            gens[kind] = gen
+            connected[kind] = gen.connect(opts.users)
+            if connected[kind]["connected"] != opts.users:
+                done = connected[kind]
+                raise RuntimeError(f"{kind}: only {done['connected']} of {opts.users} connected: {done['errors']}")
         time.sleep(opts.settle_seconds)  # presence and bot work after the connects settle
-        settle(server)
-        while (move := next_step(opts, steps)) is not None:
-            rate, attempt = move
-            step = self._fanout_step(gen, server, len(steps), rate)
-            step["attempt"] = attempt
-            steps.append(step)
-            print(report.step_line(kind, step), flush=True)
-        return {"connect_seconds": connected["seconds"], "steps": steps, **saturation(steps)}
+        steps: dict[str, list[dict[str, Any]]] = {kind: [] for kind in up}
+        while True:
+            moved = False
+            for kind, server in up.items():
+                move = next_step(opts, steps[kind])
+                if move is None:
+                    continue
+                moved = True
+                for each in up.values():  # the step before (the other server's) has quite finished
+                    settle(each)
+                rate, attempt = move
+                step = self._fanout_step(gens[kind], server, len(steps[kind]), rate)
+                step["attempt"] = attempt
+                steps[kind].append(step)
+                print(report.step_line(kind, step), flush=True)
+            if not moved:
+                break
+        return {
+            kind: {"connect_seconds": connected[kind]["seconds"], "steps": steps[kind], **saturation(steps[kind])}
+            for kind in up
+        }
 
     def _fanout_step(self, gen: Generator, server: ServerProcess, number: int, rate: float) -> dict[str, Any]:
         opts = self.opts
@@ -229,6 +248,7 @@ class Bench:
         span = max(send_seconds, opts.step_seconds) + max(0.0, percentile(latencies, 100) if latencies else 0.0)
         return {
             "offered_msgs_per_s": rate,
+            "started_s": t0 - self.started,  # since the run began (the steps of the two servers take turns)
             "offered_deliveries_per_s": rate * opts.room_size,
             "sent": sum(s["sent"] for s in sends),
             "acked": sum(len(s["acked"]) for s in sends),
@@ -297,12 +317,14 @@ class Bench:
         seed_timings = self.prepare()
         results: dict[str, Any] = {kind: {} for kind in opts.kinds}
         bench_cpu0 = cpu_seconds()
-        for kind in opts.kinds:
-            wanted = [s for s in ("ack", "history", "fanout") if s in opts.scenarios]
-            if wanted:
-                server = self.start(kind, "main")
-                generators: list[Generator] = []
-                try:
+        wanted = [s for s in ("ack", "history", "fanout") if s in opts.scenarios]
+        if wanted:
+            up: dict[str, ServerProcess] = {}
+            generators: list[Generator] = []
+            try:
+                for kind in opts.kinds:
+                    up[kind] = self.start(kind, "main")
+                for kind, server in up.items():
                     settle(server)
                     results[kind]["server_start_rss_mib"] = server.rss_bytes() / 2**20
                     if "ack" in wanted:
@@ -321,13 +343,16 @@ class Bench:
                             f"server CPU {hist['server_cpu_ms_per_call']:.2f} ms/call",
                             flush=True,
                         )
-                    if "fanout" in wanted:
-                        results[kind]["fanout"] = self.fanout(server, kind, generators)
-                finally:
+                if "fanout" in wanted:
+                    for kind, fanned in self.fanout(up, generators).items():
+                        results[kind]["fanout"] = fanned
+            finally:
+                for server in up.values():
                     server.stop()
-                    for gen in generators:
-                        gen.close()
-            if "idle" in opts.scenarios:
+                for gen in generators:
+                    gen.close()
+        if "idle" in opts.scenarios:
+            for kind in opts.kinds:
                 results[kind]["idle"] = self.idle(kind)
         return {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),

@@ -47,4 +47,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
             assert math.isfinite(result[scenario]["p99_ms"]) and result[scenario]["n"] > 0, (kind, scenario)
         assert [level["connections"] for level in result["idle"]["levels"]] == [12, 24], kind
         assert all(math.isfinite(level["per_connection_kib"]) for level in result["idle"]["levels"]), kind
+    # side by side: the two servers' fan-out steps took turns
+    ref_steps, real_steps = (data["results"][kind]["fanout"]["steps"] for kind in ("reference", "real"))
+    starts = [s["started_s"] for pair in zip(ref_steps, real_steps, strict=True) for s in pair]
+    assert starts == sorted(starts)
     assert "reference" in data["summary"][0] and data["summary"][0]["real"] is not None
