@@ -1219,7 +1219,7 @@ class SQLiteStore(Store):
 
     async def _commit_appends(self) -> None:
         """Group commit: the appends that arrived while the last commit was under way go in one transaction (one
-        fsync), each in a savepoint of its own, so one that fails (its room gone) fails alone. Taken in arrival
+        fsync), each failing alone (its room gone, its row refused: `_append_one`). Taken in arrival
         order, so seqs follow the order of the append_message calls; each caller hears of its message only when the
         transaction holding it is committed."""
         try:
