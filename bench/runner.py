@@ -440,6 +440,21 @@ def settle(server: ServerProcess, quiet: float = 0.05, window: float = 0.5, limi
             return
 
 
+def _numbers(kind: type[float] | type[int]) -> Any:
+    """An argparse type: a comma-separated list of positive numbers (an empty list is allowed here)."""
+
+    def parse(text: str) -> tuple[float, ...] | tuple[int, ...]:
+        try:
+            values = tuple(kind(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError("a comma-separated list of numbers, e.g. 10,20,40") from None
+        if any(v <= 0 for v in values):
+            raise argparse.ArgumentTypeError("every number must be above 0")
+        return values
+
+    return parse
+
+
 def parse_args(argv: list[str] | None = None) -> Options:
     d = Options()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -447,6 +462,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--room-size", type=int, default=d.room_size, help="fan-out: users per room (default %(default)s)")
     p.add_argument(
         "--rates",
+        type=_numbers(float),
         default=",".join(f"{r:g}" for r in d.rates),
         help="fan-out: offered messages/s, stepped in order (default %(default)s)",
     )
@@ -464,7 +480,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument(
         "--retries", type=int, default=d.retries, help="fan-out: runs of a step over the bound before it counts"
     )
-    p.add_argument("--idle", default=",".join(map(str, d.idle)), help="idle: connection counts (default %(default)s)")
+    p.add_argument(
+        "--idle",
+        type=_numbers(int),
+        default=",".join(map(str, d.idle)),
+        help="idle: connection counts (default %(default)s)",
+    )
     p.add_argument("--history-messages", type=int, default=d.history_messages, help="history: room size")
     p.add_argument("--history-calls", type=int, default=d.history_calls)
     p.add_argument("--ack-calls", type=int, default=d.ack_calls)
@@ -481,16 +502,30 @@ def parse_args(argv: list[str] | None = None) -> Options:
     kinds = tuple(k for k in a.servers.split(",") if k)
     if set(scenarios) - set(SCENARIOS) or set(kinds) - set(KINDS):
         p.error("unknown scenario or server")
+    if "fanout" in scenarios and not a.rates:
+        p.error("--rates: give at least one rate for the fan-out")
+    if "idle" in scenarios and not a.idle:
+        p.error("--idle: give at least one connection count")
+    if a.rates and a.max_rate < max(a.rates):
+        p.error(f"--max-rate ({a.max_rate:g}) is below the highest of --rates ({max(a.rates):g})")
+    if a.retries < 0:
+        p.error("--retries: 0 or more")
+    if a.grow <= 1:
+        p.error("--grow: above 1 (each searched rate is this many times the last)")
+    if a.step_seconds <= 0 or a.users < 1 or a.room_size < 1 or a.workers < 1:
+        p.error("--step-seconds, --users, --room-size and --workers must be above 0")
+    if a.history_messages <= 50 or a.history_calls < 1 or a.ack_calls < 1:
+        p.error("--history-messages must be above 50 (pages of 50), --history-calls and --ack-calls above 0")
     return Options(
         users=a.users,
         room_size=a.room_size,
-        rates=tuple(float(r) for r in a.rates.split(",") if r),
+        rates=a.rates,
         step_seconds=a.step_seconds,
         stop_p99_ms=a.stop_p99_ms,
         grow=a.grow,
         max_rate=a.max_rate,
         retries=a.retries,
-        idle=tuple(int(x) for x in a.idle.split(",") if x),
+        idle=a.idle,
         history_messages=a.history_messages,
         history_calls=a.history_calls,
         ack_calls=a.ack_calls,

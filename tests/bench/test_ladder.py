@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench.report import summary
-from bench.runner import Options, next_step, saturation
+from bench.runner import Options, next_step, parse_args, saturation
 
 
 def step(rate: float, p99: float, attempt: int = 1, *, lost: int = 0) -> dict[str, Any]:
@@ -93,3 +95,43 @@ def test_the_summary_marks_a_saturation_never_reached_as_a_lower_bound() -> None
     assert row(fanout(10_000, False), fanout(7_000, True))["met"] is False
     assert row(fanout(10_000, False), fanout(9_000, True))["met"] is None
     assert row(fanout(10_000, False), fanout(10_000, False))["lower_bound"] == {"reference": True, "real": True}
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--rates", "abc"], "comma-separated list of numbers"),
+        (["--rates", ""], "at least one rate"),
+        (["--rates", "10,0"], "above 0"),
+        (["--idle", "x"], "comma-separated list of numbers"),
+        (["--rates", "10,20", "--max-rate", "5"], "below the highest of --rates"),
+        (["--retries", "-1"], "0 or more"),
+        (["--grow", "0"], "above 1"),
+        (["--history-messages", "10"], "above 50"),
+        (["--servers", "nope"], "unknown scenario or server"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_clear_error(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(args)
+    assert stopped.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_good_arguments_are_parsed() -> None:
+    opts = parse_args(["--rates", "10, 20,40", "--idle", "100", "--max-rate", "40", "--retries", "0"])
+    assert opts.rates == (10.0, 20.0, 40.0) and opts.idle == (100,) and opts.max_rate == 40 and opts.retries == 0
+    assert parse_args([]).rates == Options().rates  # the defaults parse to themselves
+
+
+def test_the_summary_names_the_sizes_the_run_had() -> None:
+    run = {
+        "history": {"room_messages": 2000, "p50_ms": 1.0, "p99_ms": 2.0},
+        "idle": {"levels": [{"connections": 40, "per_connection_kib": 41.0}]},
+    }
+    rows = {r["metric"]: r for r in summary({"reference": {}, "real": run})}
+    assert rows["get_history 50 of 2,000 p99"]["met"] is True
+    assert rows["memory per idle connection at 40"]["real"] == 41.0
+    assert rows["memory per idle connection at 40"]["met"] is False
